@@ -1,0 +1,108 @@
+// Package comments owns a citizen's opinion on a draft: validation, the intake that
+// issues receipts (one atomic Redis script that decides the window by Redis's clock),
+// the queue workers that turn queued submissions into stored comments, and reading
+// comments back.
+package comments
+
+import (
+	"errors"
+	"strings"
+	"time"
+)
+
+// Category says who is commenting, as the citizen declares it.
+type Category string
+
+const (
+	CategoryIndividual   Category = "individual"
+	CategoryEnterprise   Category = "enterprise"
+	CategoryOrganization Category = "organization"
+	CategoryExpert       Category = "expert"
+	CategoryPublicBody   Category = "public_body"
+	CategoryOther        Category = "other"
+)
+
+// Categories lists every category in display order.
+var Categories = []Category{CategoryIndividual, CategoryEnterprise, CategoryOrganization, CategoryExpert, CategoryPublicBody, CategoryOther}
+
+// Status is where a submission stands after its receipt was issued.
+type Status string
+
+const (
+	StatusQueued   Status = "queued"   // in the intake stream, not yet processed
+	StatusAccepted Status = "accepted" // stored as a comment
+	StatusRejected Status = "rejected" // moved to the dead-letter stream
+)
+
+var (
+	ErrNotFound            = errors.New("comments: not found")
+	ErrWindowClosed        = errors.New("comments: comment window is closed")
+	ErrWindowNotOpen       = errors.New("comments: comment window is not open yet")
+	ErrIdempotencyMismatch = errors.New("comments: idempotency key reused with a different comment")
+)
+
+// ValidationError lists what is wrong with a submission, field by field.
+type ValidationError struct{ Fields map[string]string }
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, 0, len(e.Fields))
+	for f, m := range e.Fields {
+		parts = append(parts, f+": "+m)
+	}
+	return "comments: invalid: " + strings.Join(parts, "; ")
+}
+
+// Submission is what a citizen sends.
+type Submission struct {
+	DraftID     string
+	Section     string // anchor; empty means the whole draft
+	Body        string
+	Name        string // optional
+	Contact     string // optional; shown only to the bureau
+	Category    Category
+	PublishName bool // separate consent to publish the name (PIPL art. 25)
+	// IdempotencyKey makes a retried submission return the first receipt.
+	IdempotencyKey string
+}
+
+// Receipt is the citizen's proof that a comment was received and stored.
+type Receipt struct {
+	Code       string    `json:"code"`
+	DraftID    string    `json:"draft_id"`
+	Section    string    `json:"section"`
+	ReceivedAt time.Time `json:"received_at"`
+	// SHA256 is the hex digest of the comment as recorded (see Comment.Digest).
+	SHA256 string `json:"sha256"`
+}
+
+// Comment is a stored opinion.
+type Comment struct {
+	Code        string    `json:"code"`
+	DraftID     string    `json:"draft_id"`
+	Section     string    `json:"section"`
+	Body        string    `json:"body"`
+	Name        string    `json:"name,omitempty"`
+	Contact     string    `json:"contact,omitempty"`
+	Category    Category  `json:"category"`
+	PublishName bool      `json:"publish_name"`
+	ReceivedAt  time.Time `json:"received_at"`
+	SHA256      string    `json:"sha256"`
+}
+
+// ReceiptStatus is what anyone holding a receipt code may look up: no personal data.
+type ReceiptStatus struct {
+	Code       string    `json:"code"`
+	DraftID    string    `json:"draft_id"`
+	Status     Status    `json:"status"`
+	ReceivedAt time.Time `json:"received_at"`
+}
+
+// Counts are a draft's intake counters.
+type Counts struct {
+	Submitted int64 // receipts issued
+	Accepted  int64 // stored as comments
+	Rejected  int64 // moved to the dead-letter stream
+}
+
+// Settled reports whether every issued receipt has been processed.
+func (c Counts) Settled() bool { return c.Accepted+c.Rejected >= c.Submitted }

@@ -1,0 +1,8 @@
+package comments
+
+import "runtime"
+
+func numGoroutines() int {
+	runtime.GC()
+	return runtime.NumGoroutine()
+}

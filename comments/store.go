@@ -1,0 +1,345 @@
+package comments
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"consult/drafts"
+)
+
+// draftSource is what the intake needs from the drafts package.
+type draftSource interface {
+	Get(ctx context.Context, id string) (drafts.Draft, error)
+	ByRef(ctx context.Context, ref int64) (string, error)
+}
+
+// Store takes comments in and reads them back.
+type Store struct {
+	rdb    redis.UniversalClient
+	drafts draftSource
+	// IdempotencyTTL is how long a retried submission gets the first receipt.
+	IdempotencyTTL time.Duration
+
+	accepted, rejected atomic.Int64
+	active             sync.Map // draft id -> struct{}: already in activeSet
+}
+
+// NewStore returns a Store on rdb, which it never dials itself.
+func NewStore(rdb redis.UniversalClient, ds draftSource) *Store {
+	return &Store{rdb: rdb, drafts: ds, IdempotencyTTL: 24 * time.Hour}
+}
+
+// submitScript issues a receipt for one comment if the window is open, deciding by
+// the Redis server's clock so that no replica's clock and no race at the deadline
+// decide.
+//
+//	KEYS[1] draft hash, KEYS[2] idempotency key, KEYS[3] intake stream,
+//	KEYS[4] receipts hash, KEYS[5] counts hash
+//	ARGV[1] idempotency TTL (s), ARGV[2] comment JSON, ARGV[3] code,
+//	ARGV[4] sha256, ARGV[5] content hash, ARGV[6] "1" when an idempotency key is given
+//	returns "code|received_ms|sha256|content hash" (the first one on a retry)
+//	| error "NOT_FOUND" | "WINDOW_NOT_OPEN" | "WINDOW_CLOSED"
+var submitScript = redis.NewScript(`
+if ARGV[6] == '1' then
+  local prev = redis.call('GET', KEYS[2])
+  if prev then return prev end
+end
+local w = redis.call('HMGET', KEYS[1], 'opens_ms', 'closes_ms')
+if not w[1] then return redis.error_reply('NOT_FOUND') end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now < tonumber(w[1]) then return redis.error_reply('WINDOW_NOT_OPEN') end
+if now >= tonumber(w[2]) then return redis.error_reply('WINDOW_CLOSED') end
+redis.call('XADD', KEYS[3], '*', 'code', ARGV[3], 'recv', now, 'sha', ARGV[4], 'c', ARGV[2])
+redis.call('HSET', KEYS[4], ARGV[3], 'queued:' .. now)
+redis.call('HINCRBY', KEYS[5], 'submitted', 1)
+local r = ARGV[3] .. '|' .. now .. '|' .. ARGV[4] .. '|' .. ARGV[5]
+if ARGV[6] == '1' then redis.call('SET', KEYS[2], r, 'EX', ARGV[1]) end
+return r
+`)
+
+// windowScript tells whether the window is closed by the Redis server's clock.
+//
+//	KEYS[1] draft hash
+//	returns 1 closed | 0 not closed | error "NOT_FOUND"
+var windowScript = redis.NewScript(`
+local c = redis.call('HGET', KEYS[1], 'closes_ms')
+if not c then return redis.error_reply('NOT_FOUND') end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now >= tonumber(c) then return 1 end
+return 0
+`)
+
+// record is the comment as written into the intake stream; its SHA-256 is the
+// receipt's. The received time is not in it: Redis stamps that inside the script.
+type record struct {
+	Code        string   `json:"code"`
+	DraftID     string   `json:"draft_id"`
+	Section     string   `json:"section"`
+	Body        string   `json:"body"`
+	Name        string   `json:"name,omitempty"`
+	Contact     string   `json:"contact,omitempty"`
+	Category    Category `json:"category"`
+	PublishName bool     `json:"publish_name"`
+}
+
+// Submit validates a submission and queues it durably. The receipt is returned only
+// after Redis has stored the entry. Errors: *ValidationError, ErrWindowClosed,
+// ErrWindowNotOpen, ErrIdempotencyMismatch, drafts.ErrNotFound.
+func (s *Store) Submit(ctx context.Context, sub Submission) (Receipt, error) {
+	d, err := s.drafts.Get(ctx, sub.DraftID)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("comments: submit %s: %w", sub.DraftID, err)
+	}
+	Normalize(&sub)
+	if err := Validate(sub, d); err != nil {
+		s.rejected.Add(1)
+		return Receipt{}, err
+	}
+	code, err := newCode(d.Ref)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("comments: submit %s: %w", d.ID, err)
+	}
+	rec := record{Code: code, DraftID: d.ID, Section: sub.Section, Body: sub.Body, Name: sub.Name,
+		Contact: sub.Contact, Category: sub.Category, PublishName: sub.PublishName}
+	payload, err := json.Marshal(rec)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("comments: submit %s: %w", d.ID, err)
+	}
+	sum := sha256.Sum256(payload)
+	rec.Code = ""
+	content, _ := json.Marshal(rec) // the same comment without its code: what a retry must repeat
+	csum := sha256.Sum256(content)
+	contentHash := hex.EncodeToString(csum[:8])
+
+	if _, seen := s.active.Load(d.ID); !seen {
+		// Workers find intake streams through this set; once per process and draft
+		// keeps it off the request's path after the first comment.
+		if err := s.rdb.ZAdd(ctx, activeSet, redis.Z{Score: float64(d.ClosesAt.UnixMilli()), Member: d.ID}).Err(); err != nil {
+			return Receipt{}, fmt.Errorf("comments: submit %s: %w", d.ID, err)
+		}
+		s.active.Store(d.ID, struct{}{})
+	}
+	useIdem := "0"
+	if sub.IdempotencyKey != "" {
+		useIdem = "1"
+	}
+	keys := []string{draftHash(d.ID), idemKey(d.ID, sub.IdempotencyKey), intakeStream(d.ID), receiptsHash(d.ID), countsHash(d.ID)}
+	res, err := submitScript.Run(ctx, s.rdb, keys, int(s.IdempotencyTTL/time.Second), payload, code, hex.EncodeToString(sum[:]), contentHash, useIdem).Text()
+	if err != nil {
+		switch {
+		case isScriptError(err, "WINDOW_CLOSED"):
+			s.rejected.Add(1)
+			return Receipt{}, ErrWindowClosed
+		case isScriptError(err, "WINDOW_NOT_OPEN"):
+			s.rejected.Add(1)
+			return Receipt{}, ErrWindowNotOpen
+		case isScriptError(err, "NOT_FOUND"):
+			return Receipt{}, fmt.Errorf("comments: submit %s: %w", d.ID, drafts.ErrNotFound)
+		}
+		return Receipt{}, fmt.Errorf("comments: submit %s: %w", d.ID, err)
+	}
+	parts := strings.Split(res, "|")
+	if len(parts) != 4 {
+		return Receipt{}, fmt.Errorf("comments: submit %s: unexpected reply %q", d.ID, res)
+	}
+	if parts[3] != contentHash {
+		return Receipt{}, ErrIdempotencyMismatch
+	}
+	ms, _ := strconv.ParseInt(parts[1], 10, 64)
+	if parts[0] == code {
+		s.accepted.Add(1)
+	}
+	return Receipt{Code: parts[0], DraftID: d.ID, Section: sub.Section, ReceivedAt: time.UnixMilli(ms).UTC(), SHA256: parts[2]}, nil
+}
+
+// Stats returns how many submissions this process took in and refused.
+func (s *Store) Stats() (accepted, rejected int64) { return s.accepted.Load(), s.rejected.Load() }
+
+// Lookup returns the status of a receipt, or ErrNotFound. It needs only the code:
+// the code starts with the draft's ref.
+func (s *Store) Lookup(ctx context.Context, code string) (ReceiptStatus, error) {
+	code, ref, ok := ParseCode(code)
+	if !ok {
+		return ReceiptStatus{}, ErrNotFound
+	}
+	id, err := s.drafts.ByRef(ctx, ref)
+	if errors.Is(err, drafts.ErrNotFound) {
+		return ReceiptStatus{}, ErrNotFound
+	}
+	if err != nil {
+		return ReceiptStatus{}, fmt.Errorf("comments: lookup %s: %w", code, err)
+	}
+	v, err := s.rdb.HGet(ctx, receiptsHash(id), code).Result()
+	if errors.Is(err, redis.Nil) {
+		return ReceiptStatus{}, ErrNotFound
+	}
+	if err != nil {
+		return ReceiptStatus{}, fmt.Errorf("comments: lookup %s: %w", code, err)
+	}
+	st, msStr, _ := strings.Cut(v, ":")
+	ms, _ := strconv.ParseInt(msStr, 10, 64)
+	return ReceiptStatus{Code: code, DraftID: id, Status: Status(st), ReceivedAt: time.UnixMilli(ms).UTC()}, nil
+}
+
+// Counts returns a draft's intake counters.
+func (s *Store) Counts(ctx context.Context, draftID string) (Counts, error) {
+	return readCounts(ctx, s.rdb, draftID)
+}
+
+func readCounts(ctx context.Context, rdb redis.UniversalClient, draftID string) (Counts, error) {
+	v, err := rdb.HMGet(ctx, countsHash(draftID), "submitted", "accepted", "rejected").Result()
+	if err != nil {
+		return Counts{}, fmt.Errorf("comments: counts %s: %w", draftID, err)
+	}
+	n := func(x any) int64 {
+		str, _ := x.(string)
+		i, _ := strconv.ParseInt(str, 10, 64)
+		return i
+	}
+	return Counts{Submitted: n(v[0]), Accepted: n(v[1]), Rejected: n(v[2])}, nil
+}
+
+// WindowClosed reports whether the draft's window is closed by the Redis server's
+// clock, the one authority on the deadline.
+func (s *Store) WindowClosed(ctx context.Context, draftID string) (bool, error) {
+	n, err := windowScript.Run(ctx, s.rdb, []string{draftHash(draftID)}).Int()
+	if isScriptError(err, "NOT_FOUND") {
+		return false, fmt.Errorf("comments: window %s: %w", draftID, drafts.ErrNotFound)
+	}
+	if err != nil {
+		return false, fmt.Errorf("comments: window %s: %w", draftID, err)
+	}
+	return n == 1, nil
+}
+
+// Page returns up to limit stored comments from offset, in the order they were
+// processed, and the total stored.
+func (s *Store) Page(ctx context.Context, draftID string, offset, limit int64) ([]Comment, int64, error) {
+	total, err := s.rdb.LLen(ctx, orderList(draftID)).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("comments: page %s: %w", draftID, err)
+	}
+	if limit <= 0 || offset >= total {
+		return []Comment{}, total, nil
+	}
+	codes, err := s.rdb.LRange(ctx, orderList(draftID), offset, offset+limit-1).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("comments: page %s: %w", draftID, err)
+	}
+	cs, err := s.get(ctx, draftID, codes)
+	return cs, total, err
+}
+
+// All returns every stored comment of a draft in the order received.
+func (s *Store) All(ctx context.Context, draftID string) ([]Comment, error) {
+	const batch = 1000
+	var out []Comment
+	for off := int64(0); ; off += batch {
+		cs, total, err := s.Page(ctx, draftID, off, batch)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, cs...)
+		if off+batch >= total {
+			break
+		}
+	}
+	// Workers may store in a slightly different order than Redis received; the
+	// digest and the record list comments by receipt time.
+	sortByReceived(out)
+	return out, nil
+}
+
+func (s *Store) get(ctx context.Context, draftID string, codes []string) ([]Comment, error) {
+	if len(codes) == 0 {
+		return []Comment{}, nil
+	}
+	vals, err := s.rdb.HMGet(ctx, commentsHash(draftID), codes...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("comments: get %s: %w", draftID, err)
+	}
+	out := make([]Comment, 0, len(vals))
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("comments: get %s: comment %s listed but missing", draftID, codes[i])
+		}
+		var c Comment
+		if err := json.Unmarshal([]byte(str), &c); err != nil {
+			return nil, fmt.Errorf("comments: get %s: decode %s: %w", draftID, codes[i], err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// Crockford's base32: no I, L, O, U, so a code read aloud or retyped survives.
+const codeAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+// newCode returns "<ref>-XXXXX-XXXXX": the draft's ref, then 50 random bits.
+func newCode(ref int64) (string, error) {
+	var b [10]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	out := make([]byte, 0, 11)
+	for i, x := range b {
+		if i == 5 {
+			out = append(out, '-')
+		}
+		out = append(out, codeAlphabet[x&31])
+	}
+	return strconv.FormatInt(ref, 10) + "-" + string(out), nil
+}
+
+// ParseCode normalizes a receipt code as a person may type it (lower case, spaces,
+// O for 0, I or L for 1) and returns it with its draft ref.
+func ParseCode(in string) (code string, ref int64, ok bool) {
+	in = strings.ToUpper(strings.Join(strings.Fields(in), ""))
+	refStr, rest, found := strings.Cut(in, "-")
+	if !found || len(refStr) == 0 || len(refStr) > 12 {
+		return "", 0, false
+	}
+	ref, err := strconv.ParseInt(refStr, 10, 64)
+	if err != nil || ref <= 0 {
+		return "", 0, false
+	}
+	rest = strings.ReplaceAll(rest, "-", "")
+	if len(rest) != 10 {
+		return "", 0, false
+	}
+	b := []byte(rest)
+	for i, c := range b {
+		switch c {
+		case 'O':
+			b[i] = '0'
+		case 'I', 'L':
+			b[i] = '1'
+		}
+		if !strings.ContainsRune(codeAlphabet, rune(b[i])) {
+			return "", 0, false
+		}
+	}
+	return strconv.FormatInt(ref, 10) + "-" + string(b[:5]) + "-" + string(b[5:]), ref, true
+}
+
+func isScriptError(err error, code string) bool {
+	var re redis.Error
+	// Redis 7 prefixes a script's error_reply with "ERR " unless it starts with a
+	// known error code; accept both.
+	return errors.As(err, &re) && strings.TrimPrefix(re.Error(), "ERR ") == code
+}

@@ -1,0 +1,212 @@
+package comments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"consult/drafts"
+	"consult/internal/redistest"
+)
+
+const ruleText = "第一章 总则\n第一条 为了规范本市公共服务，制定本办法。\n第二条 本办法适用于本市行政区域。\n第二章 附则\n第三条 本办法自公布之日起施行。\n"
+
+func setup(t *testing.T, opens, closes time.Time) (*Store, *drafts.Store, redis.UniversalClient, drafts.Draft) {
+	t.Helper()
+	rdb := redistest.Start(t).Client(t)
+	ds := drafts.NewStore(rdb, nil)
+	d, err := ds.Create(context.Background(), drafts.Draft{
+		ID: "test-rule", Title: "测试办法", Bureau: "司法局", Kind: drafts.KindRule, Text: ruleText,
+		OpensAt: opens, ClosesAt: closes, DigestRecipients: []string{"bureau@example.gov.cn"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewStore(rdb, ds), ds, rdb, d
+}
+
+func anchorOf(t *testing.T, d drafts.Draft, label string) string {
+	t.Helper()
+	for _, s := range d.Sections {
+		if s.Label == label {
+			return s.Anchor
+		}
+	}
+	t.Fatalf("no section labelled %s in %+v", label, d.Sections)
+	return ""
+}
+
+func TestSubmitWindowAndIdempotency(t *testing.T) {
+	now := time.Now()
+	s, _, _, d := setup(t, now.Add(-time.Hour), now.Add(time.Hour))
+	ctx := context.Background()
+	sec := anchorOf(t, d, "第二条")
+
+	r1, err := s.Submit(ctx, Submission{DraftID: d.ID, Section: sec, Body: "建议明确适用范围。", IdempotencyKey: "k1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r1.Code == "" || len(r1.SHA256) != 64 || r1.Section != sec || !strings.HasPrefix(r1.Code, fmt.Sprint(d.Ref)+"-") {
+		t.Fatalf("receipt %+v", r1)
+	}
+	r2, err := s.Submit(ctx, Submission{DraftID: d.ID, Section: sec, Body: "建议明确适用范围。", IdempotencyKey: "k1"})
+	if err != nil || r2 != r1 {
+		t.Fatalf("retry gave %+v, %v; want %+v", r2, err, r1)
+	}
+	if _, err := s.Submit(ctx, Submission{DraftID: d.ID, Section: sec, Body: "另一条意见", IdempotencyKey: "k1"}); !errors.Is(err, ErrIdempotencyMismatch) {
+		t.Fatalf("reused key with other body: %v", err)
+	}
+	c, err := s.Counts(ctx, d.ID)
+	if err != nil || c.Submitted != 1 {
+		t.Fatalf("counts %+v %v, want 1 submitted", c, err)
+	}
+	st, err := s.Lookup(ctx, strings.ToLower(r1.Code))
+	if err != nil || st.Status != StatusQueued || st.DraftID != d.ID {
+		t.Fatalf("lookup %+v %v", st, err)
+	}
+	var ve *ValidationError
+	_, err = s.Submit(ctx, Submission{DraftID: d.ID, Section: "nope", Body: strings.Repeat("长", MaxBody+1), Category: "alien"})
+	if !errors.As(err, &ve) || ve.Fields["section"] == "" || ve.Fields["body"] == "" || ve.Fields["category"] == "" {
+		t.Fatalf("invalid submission: %v", err)
+	}
+	if _, err := s.Submit(ctx, Submission{DraftID: "missing", Body: "x"}); !errors.Is(err, drafts.ErrNotFound) {
+		t.Fatalf("unknown draft: %v", err)
+	}
+	if c2, _ := s.Counts(ctx, d.ID); c2 != c {
+		t.Fatalf("refused submissions changed counts: %+v -> %+v", c, c2)
+	}
+}
+
+func TestSubmitOutsideWindow(t *testing.T) {
+	now := time.Now()
+	ctx := context.Background()
+	s, _, _, d := setup(t, now.Add(time.Hour), now.Add(2*time.Hour))
+	if _, err := s.Submit(ctx, Submission{DraftID: d.ID, Body: "早了"}); !errors.Is(err, ErrWindowNotOpen) {
+		t.Fatalf("before opening: %v", err)
+	}
+	s2, _, _, d2 := setup(t, now.Add(-2*time.Hour), now.Add(-time.Hour))
+	if _, err := s2.Submit(ctx, Submission{DraftID: d2.ID, Body: "晚了"}); !errors.Is(err, ErrWindowClosed) {
+		t.Fatalf("after closing: %v", err)
+	}
+	if closed, err := s2.WindowClosed(ctx, d2.ID); err != nil || !closed {
+		t.Fatalf("WindowClosed = %v, %v", closed, err)
+	}
+}
+
+func TestWorkerStoresOnceAndClaimsFromCrashedWorker(t *testing.T) {
+	now := time.Now()
+	s, _, rdb, d := setup(t, now.Add(-time.Hour), now.Add(time.Hour))
+	ctx := context.Background()
+	const n = 300
+	codes := map[string]bool{}
+	for i := 0; i < n; i++ {
+		r, err := s.Submit(ctx, Submission{DraftID: d.ID, Body: fmt.Sprintf("意见 %d", i), Contact: "138", Name: "张三"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		codes[r.Code] = true
+	}
+	// A poison entry written by something other than the intake.
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: intakeStream(d.ID), Values: []string{"garbage", "1"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The first worker crashes after reading its first batch and storing part of it.
+	crashed := NewWorker(rdb, WorkerConfig{Consumer: "crashed", Batch: 100, ClaimIdle: 50 * time.Millisecond, ClaimEvery: time.Hour})
+	seen := 0
+	crashed.beforeAck = func(string) error {
+		seen++
+		if seen > 40 {
+			return errors.New("crash")
+		}
+		return nil
+	}
+	if err := crashed.Run(ctx); !errors.Is(err, errStopped) {
+		t.Fatalf("crashed worker returned %v", err)
+	}
+	pending, err := rdb.XPending(ctx, intakeStream(d.ID), group).Result()
+	if err != nil || pending.Count == 0 {
+		t.Fatalf("want entries left pending by the crashed worker, got %+v %v", pending, err)
+	}
+
+	time.Sleep(60 * time.Millisecond) // let the crashed worker's entries become idle enough to claim
+	before := numGoroutines()
+	wctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for i := 0; i < 2; i++ {
+		w := NewWorker(rdb, WorkerConfig{Consumer: fmt.Sprintf("w%d", i), Batch: 50, ClaimIdle: 50 * time.Millisecond, ClaimEvery: 20 * time.Millisecond})
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = w.Run(wctx) }()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := s.Counts(ctx, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Settled() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not settled: %+v", c)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	if after := numGoroutines(); after > before+1 {
+		t.Errorf("goroutines: %d before workers, %d after", before, after)
+	}
+
+	all, err := s.All(ctx, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != n {
+		t.Fatalf("stored %d comments, want %d", len(all), n)
+	}
+	for _, c := range all {
+		if !codes[c.Code] {
+			t.Fatalf("unexpected or duplicate comment %s", c.Code)
+		}
+		delete(codes, c.Code)
+		if c.Contact != "138" || c.ReceivedAt.IsZero() {
+			t.Fatalf("comment lost fields: %+v", c)
+		}
+	}
+	dead, err := rdb.XLen(ctx, deadStream(d.ID)).Result()
+	if err != nil || dead != 1 {
+		t.Fatalf("dead-letter stream has %d entries (%v), want 1", dead, err)
+	}
+	if p, _ := rdb.XPending(ctx, intakeStream(d.ID), group).Result(); p.Count != 0 {
+		t.Fatalf("still pending: %+v", p)
+	}
+	c, _ := s.Counts(ctx, d.ID)
+	if c.Submitted != n || c.Accepted != n || c.Rejected != 0 {
+		t.Fatalf("counts %+v", c)
+	}
+}
+
+func TestParseCode(t *testing.T) {
+	for in, want := range map[string]string{
+		"12-ABCDE-FGH1K":  "12-ABCDE-FGH1K",
+		" 12-abcde-fghlk": "12-ABCDE-FGH1K",
+		"12-ABCDEFGHIK":   "12-ABCDE-FGH1K",
+		"012-0O000-00000": "12-00000-00000",
+	} {
+		if got, _, ok := ParseCode(in); !ok || got != want {
+			t.Errorf("ParseCode(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+	for _, bad := range []string{"", "12", "x-ABCDE-FGHJK", "12-ABCDE-FGHJ", "12-ABCDE-FGHJU", "-1-ABCDE-FGHJK"} {
+		if _, _, ok := ParseCode(bad); ok {
+			t.Errorf("ParseCode(%q) accepted", bad)
+		}
+	}
+}

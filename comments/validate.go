@@ -1,0 +1,100 @@
+package comments
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"consult/drafts"
+)
+
+// Limits on a submission, in characters (runes).
+const (
+	MaxBody    = 5000
+	MaxName    = 100
+	MaxContact = 200
+	MaxIdemKey = 128
+)
+
+// Normalize cleans a submission in place: CRLF becomes LF and control characters
+// other than newline and tab are removed, so that what is stored is what is shown.
+// Invalid UTF-8 is left for Validate to refuse: guessing at bytes would change
+// the citizen's words.
+func Normalize(s *Submission) {
+	s.Body = clean(strings.ReplaceAll(s.Body, "\r\n", "\n"), true)
+	s.Name = strings.TrimSpace(clean(s.Name, false))
+	s.Contact = strings.TrimSpace(clean(s.Contact, false))
+	s.Section = strings.TrimSpace(s.Section)
+	if s.Category == "" {
+		s.Category = CategoryIndividual
+	}
+}
+
+func clean(v string, multiline bool) string {
+	if !utf8.ValidString(v) {
+		return v
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' {
+			if multiline {
+				return r
+			}
+			return ' '
+		}
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || r == '\ufeff' {
+			return -1
+		}
+		return r
+	}, v)
+}
+
+// Validate checks a normalized submission against the draft it is for. It returns
+// a *ValidationError naming each bad field.
+func Validate(s Submission, d drafts.Draft) error {
+	f := map[string]string{}
+	text := func(name, v string, max int) bool {
+		if !utf8.ValidString(v) {
+			f[name] = "must be valid UTF-8 text"
+			return false
+		}
+		if n := utf8.RuneCountInString(v); n > max {
+			f[name] = fmt.Sprintf("at most %d characters (this one has %d)", max, n)
+			return false
+		}
+		return true
+	}
+	if text("body", s.Body, MaxBody) && strings.TrimSpace(s.Body) == "" {
+		f["body"] = "is required"
+	}
+	text("name", s.Name, MaxName)
+	text("contact", s.Contact, MaxContact)
+	if s.Section != "" {
+		if _, ok := d.Section(s.Section); !ok {
+			f["section"] = "no such section in this draft"
+		}
+	}
+	valid := false
+	for _, c := range Categories {
+		valid = valid || s.Category == c
+	}
+	if !valid {
+		f["category"] = "one of individual, enterprise, organization, expert, public_body, other"
+	}
+	if len(s.IdempotencyKey) > MaxIdemKey || !printableASCII(s.IdempotencyKey) {
+		f["idempotency_key"] = fmt.Sprintf("at most %d printable ASCII characters", MaxIdemKey)
+	}
+	if len(f) > 0 {
+		return &ValidationError{Fields: f}
+	}
+	return nil
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

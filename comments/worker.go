@@ -1,0 +1,341 @@
+package comments
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// storeScript stores one queued comment and acknowledges its stream entry, in one
+// step: an entry is never acknowledged without its comment stored, and a comment
+// delivered twice is stored once.
+//
+//	KEYS[1] comments hash, KEYS[2] order list, KEYS[3] receipts hash,
+//	KEYS[4] counts hash, KEYS[5] intake stream
+//	ARGV[1] group, ARGV[2] entry id, ARGV[3] code, ARGV[4] comment JSON, ARGV[5] received_ms
+//	returns 1 stored | 0 already stored
+var storeScript = redis.NewScript(`
+local stored = 0
+if redis.call('HSETNX', KEYS[1], ARGV[3], ARGV[4]) == 1 then
+  redis.call('RPUSH', KEYS[2], ARGV[3])
+  redis.call('HSET', KEYS[3], ARGV[3], 'accepted:' .. ARGV[5])
+  redis.call('HINCRBY', KEYS[4], 'accepted', 1)
+  stored = 1
+end
+redis.call('XACK', KEYS[5], ARGV[1], ARGV[2])
+return stored
+`)
+
+// deadScript moves a poison entry to the dead-letter stream with the reason, marks
+// its receipt rejected (if it had one still queued), and acknowledges it.
+//
+//	KEYS[1] dead stream, KEYS[2] receipts hash, KEYS[3] counts hash, KEYS[4] intake stream
+//	ARGV[1] group, ARGV[2] entry id, ARGV[3] code (may be empty), ARGV[4] reason,
+//	ARGV[5] the entry's fields as JSON
+//	returns 1
+var deadScript = redis.NewScript(`
+if ARGV[3] ~= '' then
+  local cur = redis.call('HGET', KEYS[2], ARGV[3])
+  if cur and string.sub(cur, 1, 7) == 'queued:' then
+    redis.call('HSET', KEYS[2], ARGV[3], 'rejected:' .. string.sub(cur, 8))
+    redis.call('HINCRBY', KEYS[3], 'rejected', 1)
+  end
+end
+redis.call('XADD', KEYS[1], '*', 'entry', ARGV[2], 'code', ARGV[3], 'reason', ARGV[4], 'fields', ARGV[5])
+redis.call('XACK', KEYS[4], ARGV[1], ARGV[2])
+return 1
+`)
+
+// WorkerConfig tunes a Worker; zero values take the defaults in brackets.
+type WorkerConfig struct {
+	Consumer      string        // this worker's name in the group (required, unique per process)
+	Batch         int64         // entries read per stream per round [200]
+	Poll          time.Duration // wait when every stream was empty [50ms]
+	ClaimEvery    time.Duration // how often to look for entries a dead worker left [5s]
+	ClaimIdle     time.Duration // how long an entry must be pending to be claimed [30s]
+	MaxDeliveries int64         // deliveries before an entry is dead-lettered [5]
+	Now           func() time.Time
+	Logger        *slog.Logger
+}
+
+// Worker turns queued submissions into stored comments. Several workers, in one
+// process or many, share the work through one consumer group per draft stream.
+type Worker struct {
+	rdb redis.UniversalClient
+	cfg WorkerConfig
+
+	groups    sync.Map // draft id -> struct{}: group known to exist
+	processed atomic.Int64
+	lagMs     atomic.Int64
+	// beforeAck, when set (tests only), runs after an entry is read and before it
+	// is stored; returning an error stops the worker as a crash would.
+	beforeAck func(id string) error
+}
+
+// NewWorker returns a Worker on rdb.
+func NewWorker(rdb redis.UniversalClient, cfg WorkerConfig) *Worker {
+	if cfg.Batch <= 0 {
+		cfg.Batch = 200
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = 50 * time.Millisecond
+	}
+	if cfg.ClaimEvery <= 0 {
+		cfg.ClaimEvery = 5 * time.Second
+	}
+	if cfg.ClaimIdle <= 0 {
+		cfg.ClaimIdle = 30 * time.Second
+	}
+	if cfg.MaxDeliveries <= 0 {
+		cfg.MaxDeliveries = 5
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Worker{rdb: rdb, cfg: cfg}
+}
+
+// Stats returns how many entries this worker processed and the age of the last
+// one when it was processed: the queue's lag.
+func (w *Worker) Stats() (processed int64, lag time.Duration) {
+	return w.processed.Load(), time.Duration(w.lagMs.Load()) * time.Millisecond
+}
+
+// Run processes entries until ctx is cancelled. Entries read but not yet stored when
+// it stops stay pending, for this or another worker to claim.
+func (w *Worker) Run(ctx context.Context) error {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	lastClaim := time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		}
+		n, err := w.round(ctx, w.cfg.Now().Sub(lastClaim) >= w.cfg.ClaimEvery)
+		if err != nil && ctx.Err() == nil {
+			if errors.Is(err, errStopped) {
+				return err
+			}
+			w.cfg.Logger.Warn("comment worker round failed", "err", err)
+		}
+		if w.cfg.Now().Sub(lastClaim) >= w.cfg.ClaimEvery {
+			lastClaim = w.cfg.Now()
+		}
+		if n > 0 {
+			timer.Reset(0)
+		} else {
+			timer.Reset(w.cfg.Poll)
+		}
+	}
+}
+
+var errStopped = errors.New("comments: worker stopped by hook")
+
+// round reads every active stream once (and claims stale entries when claim is set)
+// and returns how many entries it handled.
+func (w *Worker) round(ctx context.Context, claim bool) (int, error) {
+	ids, err := w.rdb.ZRange(ctx, activeSet, 0, -1).Result()
+	if err != nil {
+		return 0, fmt.Errorf("comments: worker: active: %w", err)
+	}
+	total := 0
+	for _, id := range ids {
+		if err := w.ensureGroup(ctx, id); err != nil {
+			return total, err
+		}
+		var msgs []redis.XMessage
+		if claim {
+			msgs, err = w.claim(ctx, id)
+			if err != nil {
+				return total, err
+			}
+		}
+		streams, err := w.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: group, Consumer: w.cfg.Consumer, Streams: []string{intakeStream(id), ">"},
+			Count: w.cfg.Batch, Block: -1,
+		}).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return total, fmt.Errorf("comments: worker: read %s: %w", id, err)
+		}
+		for _, st := range streams {
+			msgs = append(msgs, st.Messages...)
+		}
+		if err := w.process(ctx, id, msgs); err != nil {
+			return total, err
+		}
+		total += len(msgs)
+		if len(msgs) == 0 && claim {
+			w.retire(ctx, id)
+		}
+	}
+	return total, nil
+}
+
+func (w *Worker) ensureGroup(ctx context.Context, id string) error {
+	if _, ok := w.groups.Load(id); ok {
+		return nil
+	}
+	err := w.rdb.XGroupCreateMkStream(ctx, intakeStream(id), group, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("comments: worker: group %s: %w", id, err)
+	}
+	w.groups.Store(id, struct{}{})
+	return nil
+}
+
+// claim takes over entries another worker read and never acknowledged; those
+// delivered too often go to the dead-letter stream instead.
+func (w *Worker) claim(ctx context.Context, id string) ([]redis.XMessage, error) {
+	msgs, _, err := w.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		Stream: intakeStream(id), Group: group, Consumer: w.cfg.Consumer,
+		MinIdle: w.cfg.ClaimIdle, Start: "0-0", Count: w.cfg.Batch,
+	}).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("comments: worker: claim %s: %w", id, err)
+	}
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	pend, err := w.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
+		Stream: intakeStream(id), Group: group, Start: msgs[0].ID, End: msgs[len(msgs)-1].ID, Count: int64(len(msgs)) + w.cfg.Batch,
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("comments: worker: pending %s: %w", id, err)
+	}
+	deliveries := make(map[string]int64, len(pend))
+	for _, p := range pend {
+		deliveries[p.ID] = p.RetryCount
+	}
+	keep := msgs[:0]
+	for _, m := range msgs {
+		if deliveries[m.ID] > w.cfg.MaxDeliveries {
+			if err := w.dead(ctx, id, m, fmt.Sprintf("delivered %d times without being stored", deliveries[m.ID])); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		keep = append(keep, m)
+	}
+	w.cfg.Logger.Info("claimed pending comments", "draft", id, "count", len(keep))
+	return keep, nil
+}
+
+// process stores a batch of entries in one pipeline: one round trip per batch.
+func (w *Worker) process(ctx context.Context, id string, msgs []redis.XMessage) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	keys := []string{commentsHash(id), orderList(id), receiptsHash(id), countsHash(id), intakeStream(id)}
+	now := w.cfg.Now()
+	var newest int64
+	var args [][]any
+	for _, m := range msgs {
+		if w.beforeAck != nil {
+			if err := w.beforeAck(m.ID); err != nil {
+				return errStopped
+			}
+		}
+		c, reason := decode(id, m)
+		if reason != "" {
+			if err := w.dead(ctx, id, m, reason); err != nil {
+				return err
+			}
+			continue
+		}
+		b, err := json.Marshal(c)
+		if err != nil {
+			return fmt.Errorf("comments: worker: encode %s: %w", c.Code, err)
+		}
+		ms := c.ReceivedAt.UnixMilli()
+		newest = max(newest, ms)
+		args = append(args, []any{group, m.ID, c.Code, b, ms})
+	}
+	if len(args) == 0 {
+		return nil
+	}
+	run := func() error {
+		_, err := w.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, a := range args {
+				storeScript.EvalSha(ctx, p, keys, a...)
+			}
+			return nil
+		})
+		return err
+	}
+	err := run()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// First use on this server (or a restarted one): load the script and run the
+		// batch again; the script is idempotent, so nothing is stored twice.
+		if err := storeScript.Load(ctx, w.rdb).Err(); err != nil {
+			return fmt.Errorf("comments: worker: load script: %w", err)
+		}
+		err = run()
+	}
+	if err != nil {
+		return fmt.Errorf("comments: worker: store %s: %w", id, err)
+	}
+	w.processed.Add(int64(len(args)))
+	w.lagMs.Store(max(0, now.UnixMilli()-newest))
+	return nil
+}
+
+// decode turns a stream entry into a comment, or says why it cannot be one.
+func decode(draftID string, m redis.XMessage) (Comment, string) {
+	str := func(k string) string { v, _ := m.Values[k].(string); return v }
+	code, payload := str("code"), str("c")
+	ms, err := strconv.ParseInt(str("recv"), 10, 64)
+	if code == "" || payload == "" || err != nil {
+		return Comment{}, "malformed entry: missing code, comment or receive time"
+	}
+	var r record
+	if err := json.Unmarshal([]byte(payload), &r); err != nil {
+		return Comment{}, "malformed comment JSON: " + err.Error()
+	}
+	if r.Code != code || r.DraftID != draftID {
+		return Comment{}, "entry does not match its stream or code"
+	}
+	return Comment{Code: r.Code, DraftID: r.DraftID, Section: r.Section, Body: r.Body, Name: r.Name, Contact: r.Contact,
+		Category: r.Category, PublishName: r.PublishName, ReceivedAt: time.UnixMilli(ms).UTC(), SHA256: str("sha")}, ""
+}
+
+func (w *Worker) dead(ctx context.Context, id string, m redis.XMessage, reason string) error {
+	fields, _ := json.Marshal(m.Values)
+	code, _ := m.Values["code"].(string)
+	keys := []string{deadStream(id), receiptsHash(id), countsHash(id), intakeStream(id)}
+	if err := deadScript.Run(ctx, w.rdb, keys, group, m.ID, code, reason, fields).Err(); err != nil {
+		return fmt.Errorf("comments: worker: dead-letter %s %s: %w", id, m.ID, err)
+	}
+	w.cfg.Logger.Warn("comment moved to dead-letter stream", "draft", id, "entry", m.ID, "code", code, "reason", reason)
+	return nil
+}
+
+// retire drops a draft from the active set once its window is closed and every
+// receipt is processed, so that workers stop polling its stream.
+func (w *Worker) retire(ctx context.Context, id string) {
+	closed, err := windowScript.Run(ctx, w.rdb, []string{draftHash(id)}).Int()
+	if err != nil || closed != 1 {
+		return
+	}
+	if c, err := readCounts(ctx, w.rdb, id); err == nil && c.Settled() {
+		w.rdb.ZRem(ctx, activeSet, id)
+	}
+}
+
+func sortByReceived(cs []Comment) {
+	sort.SliceStable(cs, func(i, j int) bool { return cs[i].ReceivedAt.Before(cs[j].ReceivedAt) })
+}

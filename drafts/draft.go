@@ -1,0 +1,156 @@
+// Package drafts owns a draft policy put out for public comment: its metadata, its
+// comment window, the sections a citizen can comment on (parsed from the text), and
+// its storage in Redis.
+package drafts
+
+import (
+	"errors"
+	"fmt"
+	"net/mail"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Kind is the legal kind of the document, which later decides the minimum window.
+type Kind string
+
+const (
+	KindNormative     Kind = "normative"      // 行政规范性文件
+	KindMajorDecision Kind = "major_decision" // 重大行政决策
+	KindRule          Kind = "rule"           // 规章
+	KindOther         Kind = "other"          // 其他
+)
+
+// Kinds lists every valid kind in display order.
+var Kinds = []Kind{KindNormative, KindMajorDecision, KindRule, KindOther}
+
+// Status is where a draft's window stands at a given time.
+type Status string
+
+const (
+	StatusUpcoming Status = "upcoming"
+	StatusOpen     Status = "open"
+	StatusClosed   Status = "closed"
+)
+
+var (
+	ErrNotFound = errors.New("drafts: not found")
+	ErrExists   = errors.New("drafts: id already taken")
+)
+
+// ValidationError lists what is wrong with a draft, field by field.
+type ValidationError struct{ Fields map[string]string }
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, 0, len(e.Fields))
+	for f, m := range e.Fields {
+		parts = append(parts, f+": "+m)
+	}
+	return "drafts: invalid: " + strings.Join(parts, "; ")
+}
+
+// Draft is a document put out for comment. Once stored it does not change: a changed
+// text is a new consultation (PUB-FROZEN in ../shared/legal-requirements.md).
+type Draft struct {
+	ID               string    `json:"id"`
+	Title            string    `json:"title"`
+	Bureau           string    `json:"bureau"`
+	Kind             Kind      `json:"kind"`
+	Summary          string    `json:"summary"`
+	Text             string    `json:"text"`
+	OpensAt          time.Time `json:"opens_at"`
+	ClosesAt         time.Time `json:"closes_at"`
+	DigestRecipients []string  `json:"digest_recipients"`
+	ShortenedReason  string    `json:"shortened_reason,omitempty"`
+	// Ref is a short number assigned at creation; receipt codes start with it so
+	// that a code alone finds its draft, on one server or a Cluster.
+	Ref       int64     `json:"ref"`
+	CreatedAt time.Time `json:"created_at"`
+	Sections  []Section `json:"sections"`
+}
+
+// StatusAt tells where the window stands at now. It is for display and scheduling;
+// whether a comment is on time is decided by Redis's clock in the intake script.
+func (d Draft) StatusAt(now time.Time) Status {
+	switch {
+	case now.Before(d.OpensAt):
+		return StatusUpcoming
+	case now.Before(d.ClosesAt):
+		return StatusOpen
+	default:
+		return StatusClosed
+	}
+}
+
+// Section returns the section with the given anchor.
+func (d Draft) Section(anchor string) (Section, bool) {
+	for _, s := range d.Sections {
+		if s.Anchor == anchor {
+			return s, true
+		}
+	}
+	return Section{}, false
+}
+
+var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,63}$`)
+
+const (
+	maxTitle      = 300
+	maxBureau     = 200
+	maxSummary    = 20000
+	maxText       = 500000
+	maxRecipients = 50
+)
+
+// Validate checks a draft as submitted by a bureau.
+func (d Draft) Validate() error {
+	f := map[string]string{}
+	if !idPattern.MatchString(d.ID) {
+		f["id"] = "2 to 64 characters: lower-case letters, digits and hyphens, starting with a letter or digit"
+	}
+	checkText := func(name, v string, max int, required bool) {
+		switch {
+		case !utf8.ValidString(v):
+			f[name] = "must be valid UTF-8"
+		case required && strings.TrimSpace(v) == "":
+			f[name] = "is required"
+		case utf8.RuneCountInString(v) > max:
+			f[name] = fmt.Sprintf("at most %d characters", max)
+		}
+	}
+	checkText("title", d.Title, maxTitle, true)
+	checkText("bureau", d.Bureau, maxBureau, true)
+	checkText("summary", d.Summary, maxSummary, false)
+	checkText("text", d.Text, maxText, true)
+	checkText("shortened_reason", d.ShortenedReason, 2000, false)
+	switch d.Kind {
+	case KindNormative, KindMajorDecision, KindRule, KindOther:
+	default:
+		f["kind"] = "one of normative, major_decision, rule, other"
+	}
+	if d.OpensAt.IsZero() {
+		f["opens_at"] = "is required (RFC 3339)"
+	}
+	if d.ClosesAt.IsZero() {
+		f["closes_at"] = "is required (RFC 3339)"
+	} else if !d.OpensAt.IsZero() && !d.ClosesAt.After(d.OpensAt) {
+		f["closes_at"] = "must be after opens_at"
+	}
+	if len(d.DigestRecipients) == 0 {
+		f["digest_recipients"] = "at least one e-mail address"
+	} else if len(d.DigestRecipients) > maxRecipients {
+		f["digest_recipients"] = fmt.Sprintf("at most %d addresses", maxRecipients)
+	}
+	for _, r := range d.DigestRecipients {
+		if a, err := mail.ParseAddress(r); err != nil || a.Name != "" || a.Address != r {
+			f["digest_recipients"] = fmt.Sprintf("%q is not a plain e-mail address", r)
+			break
+		}
+	}
+	if len(f) > 0 {
+		return &ValidationError{Fields: f}
+	}
+	return nil
+}

@@ -1,0 +1,216 @@
+package drafts
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Store keeps drafts in Redis. Drafts do not change once stored, so Get serves from a
+// short-lived in-process cache: the comment intake reads a draft on every request.
+type Store struct {
+	rdb redis.UniversalClient
+	now func() time.Time
+	ttl time.Duration
+
+	mu    sync.Mutex
+	cache map[string]cached
+	refs  map[int64]string
+}
+
+type cached struct {
+	d       Draft
+	expires time.Time
+}
+
+// NewStore returns a Store on rdb (which it never dials itself). now may be nil.
+func NewStore(rdb redis.UniversalClient, now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{rdb: rdb, now: now, ttl: 30 * time.Second, cache: map[string]cached{}, refs: map[int64]string{}}
+}
+
+// createScript stores a new draft unless its id is taken.
+//
+//	KEYS[1] draft hash
+//	ARGV[1] draft JSON, ARGV[2] opens_ms, ARGV[3] closes_ms, ARGV[4] ref
+//	returns 1 | error "EXISTS"
+var createScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('EXISTS') end
+redis.call('HSET', KEYS[1], 'json', ARGV[1], 'opens_ms', ARGV[2], 'closes_ms', ARGV[3], 'ref', ARGV[4])
+return 1
+`)
+
+// Create validates d, parses its text into sections, assigns its ref and stores it.
+// It returns the stored draft, a *ValidationError, or ErrExists.
+func (s *Store) Create(ctx context.Context, d Draft) (Draft, error) {
+	d.Sections = nil
+	if err := d.Validate(); err != nil {
+		return Draft{}, err
+	}
+	d.OpensAt, d.ClosesAt = d.OpensAt.UTC().Truncate(time.Millisecond), d.ClosesAt.UTC().Truncate(time.Millisecond)
+	d.CreatedAt = s.now().UTC().Truncate(time.Millisecond)
+	d.Sections = ParseSections(d.Text)
+	// A taken id is checked before a ref is spent; the script checks again atomically.
+	if n, err := s.rdb.Exists(ctx, HashKey(d.ID)).Result(); err != nil {
+		return Draft{}, fmt.Errorf("drafts: create %s: %w", d.ID, err)
+	} else if n > 0 {
+		return Draft{}, ErrExists
+	}
+	ref, err := s.rdb.Incr(ctx, refCounter).Result()
+	if err != nil {
+		return Draft{}, fmt.Errorf("drafts: create %s: ref: %w", d.ID, err)
+	}
+	d.Ref = ref
+	b, err := json.Marshal(d)
+	if err != nil {
+		return Draft{}, fmt.Errorf("drafts: create %s: %w", d.ID, err)
+	}
+	opens, closes := d.OpensAt.UnixMilli(), d.ClosesAt.UnixMilli()
+	if err := createScript.Run(ctx, s.rdb, []string{HashKey(d.ID)}, b, opens, closes, ref).Err(); err != nil {
+		if isScriptError(err, "EXISTS") {
+			return Draft{}, ErrExists
+		}
+		return Draft{}, fmt.Errorf("drafts: create %s: %w", d.ID, err)
+	}
+	// The indexes live outside the draft's slot, so they are written after it. A
+	// crash in between leaves a draft that is reachable by id but not listed.
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAddNX(ctx, indexByOpen, redis.Z{Score: float64(opens), Member: d.ID})
+		p.ZAddNX(ctx, indexByClose, redis.Z{Score: float64(closes), Member: d.ID})
+		p.Set(ctx, refKey(ref), d.ID, 0)
+		return nil
+	})
+	if err != nil {
+		return Draft{}, fmt.Errorf("drafts: create %s: index: %w", d.ID, err)
+	}
+	return d, nil
+}
+
+// Get returns the draft with the given id, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (Draft, error) {
+	now := s.now()
+	s.mu.Lock()
+	c, ok := s.cache[id]
+	s.mu.Unlock()
+	if ok && now.Before(c.expires) {
+		return c.d, nil
+	}
+	if !idPattern.MatchString(id) {
+		return Draft{}, ErrNotFound
+	}
+	b, err := s.rdb.HGet(ctx, HashKey(id), "json").Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Draft{}, ErrNotFound
+	}
+	if err != nil {
+		return Draft{}, fmt.Errorf("drafts: get %s: %w", id, err)
+	}
+	var d Draft
+	if err := json.Unmarshal(b, &d); err != nil {
+		return Draft{}, fmt.Errorf("drafts: get %s: decode: %w", id, err)
+	}
+	s.mu.Lock()
+	s.cache[id] = cached{d: d, expires: now.Add(s.ttl)}
+	s.mu.Unlock()
+	return d, nil
+}
+
+// ByRef returns the id of the draft with the given ref, or ErrNotFound.
+func (s *Store) ByRef(ctx context.Context, ref int64) (string, error) {
+	s.mu.Lock()
+	id, ok := s.refs[ref]
+	s.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	id, err := s.rdb.Get(ctx, refKey(ref)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("drafts: ref %d: %w", ref, err)
+	}
+	s.mu.Lock()
+	s.refs[ref] = id
+	s.mu.Unlock()
+	return id, nil
+}
+
+// List returns the drafts whose status at now is one of statuses (all when none is
+// given): open ones first by closing time, then upcoming by opening time, then closed,
+// latest first.
+func (s *Store) List(ctx context.Context, now time.Time, statuses ...Status) ([]Draft, error) {
+	ids, err := s.rdb.ZRange(ctx, indexByOpen, 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("drafts: list: %w", err)
+	}
+	want := map[Status]bool{}
+	for _, st := range statuses {
+		want[st] = true
+	}
+	out := make([]Draft, 0, len(ids))
+	for _, id := range ids {
+		d, err := s.Get(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("drafts: list: %w", err)
+		}
+		if len(want) == 0 || want[d.StatusAt(now)] {
+			out = append(out, d)
+		}
+	}
+	rank := map[Status]int{StatusOpen: 0, StatusUpcoming: 1, StatusClosed: 2}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		ra, rb := rank[a.StatusAt(now)], rank[b.StatusAt(now)]
+		if ra != rb {
+			return ra < rb
+		}
+		switch ra {
+		case 0:
+			return a.ClosesAt.Before(b.ClosesAt)
+		case 1:
+			return a.OpensAt.Before(b.OpensAt)
+		default:
+			return a.ClosesAt.After(b.ClosesAt)
+		}
+	})
+	return out, nil
+}
+
+// ClosedBefore lists the ids of drafts whose window closes at or before t.
+func (s *Store) ClosedBefore(ctx context.Context, t time.Time) ([]string, error) {
+	ids, err := s.rdb.ZRangeByScore(ctx, indexByClose, &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(t.UnixMilli(), 10)}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("drafts: closed before %s: %w", t, err)
+	}
+	return ids, nil
+}
+
+// Empty reports whether no draft has ever been stored (for the demo consultation).
+func (s *Store) Empty(ctx context.Context) (bool, error) {
+	n, err := s.rdb.Exists(ctx, refCounter).Result()
+	if err != nil {
+		return false, fmt.Errorf("drafts: empty: %w", err)
+	}
+	return n == 0, nil
+}
+
+func isScriptError(err error, code string) bool {
+	var re redis.Error
+	// Redis 7 prefixes a script's error_reply with "ERR " unless it starts with a
+	// known error code; accept both.
+	return errors.As(err, &re) && strings.TrimPrefix(re.Error(), "ERR ") == code
+}
