@@ -93,8 +93,10 @@ type Comment struct {
 type ReceiptStatus struct {
 	Code       string    `json:"code"`
 	DraftID    string    `json:"draft_id"`
+	Section    string    `json:"section"`
 	Status     Status    `json:"status"`
 	ReceivedAt time.Time `json:"received_at"`
+	SHA256     string    `json:"sha256"`
 }
 
 // Counts are a draft's intake counters.

@@ -48,7 +48,8 @@ func NewStore(rdb redis.UniversalClient, ds draftSource) *Store {
 //	KEYS[1] draft hash, KEYS[2] idempotency key, KEYS[3] intake stream,
 //	KEYS[4] receipts hash, KEYS[5] counts hash
 //	ARGV[1] idempotency TTL (s), ARGV[2] comment JSON, ARGV[3] code,
-//	ARGV[4] sha256, ARGV[5] content hash, ARGV[6] "1" when an idempotency key is given
+//	ARGV[4] sha256, ARGV[5] content hash, ARGV[6] "1" when an idempotency key is given,
+//	ARGV[7] section anchor
 //	returns "code|received_ms|sha256|content hash" (the first one on a retry)
 //	| error "NOT_FOUND" | "WINDOW_NOT_OPEN" | "WINDOW_CLOSED"
 var submitScript = redis.NewScript(`
@@ -63,7 +64,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if now < tonumber(w[1]) then return redis.error_reply('WINDOW_NOT_OPEN') end
 if now >= tonumber(w[2]) then return redis.error_reply('WINDOW_CLOSED') end
 redis.call('XADD', KEYS[3], '*', 'code', ARGV[3], 'recv', now, 'sha', ARGV[4], 'c', ARGV[2])
-redis.call('HSET', KEYS[4], ARGV[3], 'queued:' .. now)
+redis.call('HSET', KEYS[4], ARGV[3], 'queued|' .. now .. '|' .. ARGV[4] .. '|' .. ARGV[7])
 redis.call('HINCRBY', KEYS[5], 'submitted', 1)
 local r = ARGV[3] .. '|' .. now .. '|' .. ARGV[4] .. '|' .. ARGV[5]
 if ARGV[6] == '1' then redis.call('SET', KEYS[2], r, 'EX', ARGV[1]) end
@@ -138,7 +139,7 @@ func (s *Store) Submit(ctx context.Context, sub Submission) (Receipt, error) {
 		useIdem = "1"
 	}
 	keys := []string{draftHash(d.ID), idemKey(d.ID, sub.IdempotencyKey), intakeStream(d.ID), receiptsHash(d.ID), countsHash(d.ID)}
-	res, err := submitScript.Run(ctx, s.rdb, keys, int(s.IdempotencyTTL/time.Second), payload, code, hex.EncodeToString(sum[:]), contentHash, useIdem).Text()
+	res, err := submitScript.Run(ctx, s.rdb, keys, int(s.IdempotencyTTL/time.Second), payload, code, hex.EncodeToString(sum[:]), contentHash, useIdem, sub.Section).Text()
 	if err != nil {
 		switch {
 		case isScriptError(err, "WINDOW_CLOSED"):
@@ -190,9 +191,13 @@ func (s *Store) Lookup(ctx context.Context, code string) (ReceiptStatus, error) 
 	if err != nil {
 		return ReceiptStatus{}, fmt.Errorf("comments: lookup %s: %w", code, err)
 	}
-	st, msStr, _ := strings.Cut(v, ":")
-	ms, _ := strconv.ParseInt(msStr, 10, 64)
-	return ReceiptStatus{Code: code, DraftID: id, Status: Status(st), ReceivedAt: time.UnixMilli(ms).UTC()}, nil
+	// status|received_ms|sha256|section; the status part changes, the rest never.
+	f := strings.SplitN(v, "|", 4)
+	if len(f) != 4 {
+		return ReceiptStatus{}, fmt.Errorf("comments: lookup %s: malformed record %q", code, v)
+	}
+	ms, _ := strconv.ParseInt(f[1], 10, 64)
+	return ReceiptStatus{Code: code, DraftID: id, Status: Status(f[0]), ReceivedAt: time.UnixMilli(ms).UTC(), SHA256: f[2], Section: f[3]}, nil
 }
 
 // Counts returns a draft's intake counters.

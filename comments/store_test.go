@@ -150,7 +150,11 @@ func TestWorkerStoresOnceAndClaimsFromCrashedWorker(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.Settled() {
+		dead, err := rdb.XLen(ctx, deadStream(d.ID)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Settled() && dead > 0 {
 			break
 		}
 		if time.Now().After(deadline) {

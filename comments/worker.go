@@ -28,7 +28,8 @@ var storeScript = redis.NewScript(`
 local stored = 0
 if redis.call('HSETNX', KEYS[1], ARGV[3], ARGV[4]) == 1 then
   redis.call('RPUSH', KEYS[2], ARGV[3])
-  redis.call('HSET', KEYS[3], ARGV[3], 'accepted:' .. ARGV[5])
+  local cur = redis.call('HGET', KEYS[3], ARGV[3]) or ('queued|' .. ARGV[5] .. '||')
+  redis.call('HSET', KEYS[3], ARGV[3], 'accepted' .. string.match(cur, '^%a+(|.*)$'))
   redis.call('HINCRBY', KEYS[4], 'accepted', 1)
   stored = 1
 end
@@ -46,8 +47,8 @@ return stored
 var deadScript = redis.NewScript(`
 if ARGV[3] ~= '' then
   local cur = redis.call('HGET', KEYS[2], ARGV[3])
-  if cur and string.sub(cur, 1, 7) == 'queued:' then
-    redis.call('HSET', KEYS[2], ARGV[3], 'rejected:' .. string.sub(cur, 8))
+  if cur and string.sub(cur, 1, 7) == 'queued|' then
+    redis.call('HSET', KEYS[2], ARGV[3], 'rejected' .. string.sub(cur, 7))
     redis.call('HINCRBY', KEYS[3], 'rejected', 1)
   end
 end

@@ -29,6 +29,8 @@ type Options struct {
 	Binary string
 	// LogFile receives the server's log; empty means Dir/redis.log.
 	LogFile string
+	// Extra arguments for redis-server (cluster mode in tests, say).
+	Extra []string
 }
 
 // ErrNoBinary means redis-server is not installed.
@@ -107,6 +109,7 @@ func Start(ctx context.Context, o Options) (*Proc, error) {
 		"--logfile", o.LogFile,
 		"--maxclients", "10000",
 	}
+	args = append(args, o.Extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	// Its own process group, so that a Ctrl-C on the terminal reaches consultd

@@ -1,0 +1,318 @@
+// Command consultd is consult's one binary: the web and API server, the comment
+// workers and the digest scheduler, and (by default) its own supervised redis-server.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	_ "time/tzdata" // Asia/Shanghai on machines without a zone database
+
+	"github.com/redis/go-redis/v9"
+
+	"consult/comments"
+	"consult/drafts"
+	"consult/handlers"
+	"consult/notify"
+)
+
+func main() {
+	cfg, err := LoadConfig(os.Args[1:])
+	if err == nil {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err = run(ctx, cfg, newLogger(cfg.LogLevel), nil)
+		stop()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "consultd:", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx is cancelled, then shuts down in order. started, when not
+// nil, is called with the listening address once requests are being served.
+func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr string)) error {
+	loc, _ := time.LoadLocation(cfg.TimeZone)
+	var err error
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+
+	// Redis: the embedded child, or the configured server or cluster.
+	var emb *embeddedRedis
+	var rdb redis.UniversalClient
+	if cfg.RedisURL == "" {
+		if emb, err = startEmbedded(ctx, cfg.DataDir, cfg.AppendFsync, log); err != nil {
+			return err
+		}
+		// Deferred first, so it runs last: the embedded server stops after the last write.
+		defer emb.Stop()
+		rdb = redis.NewClient(&redis.Options{Addr: emb.Addr(), PoolSize: cfg.RedisPoolSize})
+	} else if rdb, err = newRedisClient(cfg.RedisURL, cfg.RedisPoolSize); err != nil {
+		return err
+	}
+	defer rdb.Close()
+	ready := &readiness{rdb: rdb}
+	if cfg.RedisURL != "" {
+		ready.warnings = persistenceWarnings(ctx, rdb)
+		for _, w := range ready.warnings {
+			log.Warn("redis persistence", "warning", w)
+		}
+	}
+
+	token, err := adminToken(cfg)
+	if err != nil {
+		return err
+	}
+
+	ds := drafts.NewStore(rdb, nil)
+	cs := comments.NewStore(rdb, ds)
+	if cfg.Demo {
+		if loaded, err := loadDemo(ctx, ds, time.Now()); err != nil {
+			log.Warn("demo consultation not loaded", "err", err)
+		} else if loaded {
+			log.Info("demo consultation loaded", "url", cfg.BaseURL+"/d/hongya-fazhi-2026")
+		}
+	}
+
+	var mailer notify.Mailer
+	if cfg.SMTPURL == "" {
+		if mailer, err = notify.NewOutbox(filepath.Join(cfg.DataDir, "outbox"), log); err != nil {
+			return err
+		}
+	} else {
+		m, err := notify.NewSMTPMailer(notify.SMTPConfig{URL: cfg.SMTPURL})
+		if err != nil {
+			return err
+		}
+		log.Info("digests sent by SMTP", "server", m.String())
+		mailer = m
+	}
+	sched, err := notify.NewScheduler(rdb, ds, cs, mailer, notify.Config{
+		From: cfg.MailFrom, BaseURL: cfg.BaseURL, Location: loc, Logger: log, RetryBase: cfg.DigestRetry,
+	})
+	if err != nil {
+		return err
+	}
+
+	host, _ := os.Hostname()
+	workers := make([]*comments.Worker, cfg.Workers)
+	for i := range workers {
+		workers[i] = comments.NewWorker(rdb, comments.WorkerConfig{
+			Consumer: fmt.Sprintf("%s-%d-%d", host, os.Getpid(), i), Logger: log,
+		})
+	}
+
+	e, err := handlers.New(handlers.Config{
+		Drafts: ds, Comments: cs, Digests: sched, Ready: ready, AdminToken: token,
+		Location: loc, BaseURL: cfg.BaseURL, Logger: log,
+		Secure:  strings.HasPrefix(cfg.BaseURL, "https://"),
+		Metrics: func(ctx context.Context) []handlers.Metric { return metrics(cs, workers, sched) },
+	})
+	if err != nil {
+		return err
+	}
+
+	srv := &http.Server{Addr: cfg.Addr, Handler: e, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+
+	// Background loops run on their own context, so that shutdown can stop them in
+	// order after HTTP has drained.
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	var embWG, schedWG, workWG sync.WaitGroup
+	if emb != nil {
+		embWG.Add(1)
+		go func() { defer embWG.Done(); _ = emb.Run(bg) }()
+	}
+	schedCtx, stopSched := context.WithCancel(bg)
+	schedWG.Add(1)
+	go func() {
+		defer schedWG.Done()
+		if err := sched.Run(schedCtx); err != nil {
+			log.Error("scheduler stopped", "err", err)
+		}
+	}()
+	workCtx, stopWork := context.WithCancel(bg)
+	for _, w := range workers {
+		workWG.Add(1)
+		go func() {
+			defer workWG.Done()
+			if err := w.Run(workCtx); err != nil {
+				log.Error("worker stopped", "err", err)
+			}
+		}()
+	}
+
+	if cfg.PprofAddr != "" {
+		go servePprof(cfg.PprofAddr, log)
+	}
+	log.Info("consultd listening", "url", "http://"+ln.Addr().String(), "base_url", cfg.BaseURL)
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ln) }()
+	if started != nil {
+		started(ln.Addr().String())
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-srvErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server failed", "err", err)
+		}
+	}
+	log.Info("shutting down")
+	// Shutdown order: stop taking HTTP traffic (in-flight requests finish, so every
+	// receipt given is stored); stop the scheduler (a send in progress finishes or is
+	// left for the next start, recorded per recipient); stop the workers (entries read
+	// but not stored stay pending and are claimed later); then the deferred calls
+	// close Redis and stop the embedded redis-server last, after the final write.
+	shutCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	stopSched()
+	schedWG.Wait()
+	stopWork()
+	workWG.Wait()
+	stopBG()
+	embWG.Wait()
+	log.Info("stopped")
+	return nil
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// newRedisClient reads REDIS_URL: a URL for one server, a list of host:port for a
+// Cluster. Either way the rest of the code sees a UniversalClient.
+func newRedisClient(u string, pool int) (redis.UniversalClient, error) {
+	if strings.Contains(u, "://") {
+		o, err := redis.ParseURL(u)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		o.PoolSize = pool
+		return redis.NewClient(o), nil
+	}
+	addrs := strings.Split(u, ",")
+	if len(addrs) == 1 {
+		return redis.NewClient(&redis.Options{Addr: addrs[0], PoolSize: pool}), nil
+	}
+	return redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, PoolSize: pool}), nil
+}
+
+// persistenceWarnings reads an external server's persistence settings: a receipt is
+// a promise only if an acknowledged write survives a crash.
+func persistenceWarnings(ctx context.Context, rdb redis.UniversalClient) []string {
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	v, err := rdb.ConfigGet(cctx, "app*").Result()
+	if err != nil {
+		return []string{"could not read the Redis persistence settings (CONFIG GET refused?): acknowledged comments may be lost on a crash unless appendonly yes and appendfsync always"}
+	}
+	var w []string
+	if v["appendonly"] != "yes" {
+		w = append(w, "Redis appendonly is not yes: acknowledged comments can be lost on a crash")
+	} else if v["appendfsync"] != "always" {
+		w = append(w, "Redis appendfsync is "+v["appendfsync"]+", not always: up to a second of acknowledged comments can be lost on a crash")
+	}
+	return w
+}
+
+type readiness struct {
+	rdb      redis.UniversalClient
+	warnings []string
+}
+
+func (r *readiness) Ready(ctx context.Context) ([]string, error) {
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return r.warnings, r.rdb.Ping(cctx).Err()
+}
+
+// adminToken returns the configured token, or the one generated on first start
+// into DATA_DIR (printed once, to the terminal only, never to the log).
+func adminToken(cfg Config) (string, error) {
+	if cfg.AdminToken != "" {
+		return cfg.AdminToken, nil
+	}
+	path := filepath.Join(cfg.DataDir, "admin-token")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	tok := hex.EncodeToString(b[:])
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "\nconsultd: generated an admin token (stored in %s; shown only this once):\n\n    %s\n\n", path, tok)
+	return tok, nil
+}
+
+func metrics(cs *comments.Store, ws []*comments.Worker, sched *notify.Scheduler) []handlers.Metric {
+	acc, rej := cs.Stats()
+	var processed int64
+	var lag time.Duration
+	for _, w := range ws {
+		p, l := w.Stats()
+		processed += p
+		lag = max(lag, l)
+	}
+	sent, failed := sched.Stats()
+	return []handlers.Metric{
+		{Name: "consult_comments_accepted_total", Help: "Comments given a receipt by this process.", Type: "counter", Value: float64(acc)},
+		{Name: "consult_comments_rejected_total", Help: "Comment submissions refused (invalid or outside the window).", Type: "counter", Value: float64(rej)},
+		{Name: "consult_comments_processed_total", Help: "Queued comments stored by this process's workers.", Type: "counter", Value: float64(processed)},
+		{Name: "consult_queue_lag_seconds", Help: "Age of the newest comment in the last batch a worker stored.", Type: "gauge", Value: lag.Seconds()},
+		{Name: "consult_digests_sent_total", Help: "Digest e-mails sent.", Type: "counter", Value: float64(sent)},
+		{Name: "consult_digests_failed_total", Help: "Digest e-mail attempts that failed.", Type: "counter", Value: float64(failed)},
+	}
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := strconv.Atoi(p)
+	return h, n, err
+}
+
+// servePprof serves the profiler on its own listener, never on the public one.
+func servePprof(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	log.Info("pprof listening", "addr", addr)
+	if err := http.ListenAndServe(addr, mux); err != nil {
+		log.Warn("pprof stopped", "err", err)
+	}
+}

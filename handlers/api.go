@@ -1,0 +1,272 @@
+package handlers
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"consult/comments"
+	"consult/drafts"
+)
+
+// draftJSON is a draft as the public API shows it: no digest recipients.
+type draftJSON struct {
+	ID              string           `json:"id"`
+	Title           string           `json:"title"`
+	Bureau          string           `json:"bureau"`
+	Kind            drafts.Kind      `json:"kind"`
+	Summary         string           `json:"summary"`
+	OpensAt         time.Time        `json:"opens_at"`
+	ClosesAt        time.Time        `json:"closes_at"`
+	ShortenedReason string           `json:"shortened_reason,omitempty"`
+	Status          drafts.Status    `json:"status"`
+	CommentCount    int64            `json:"comment_count"`
+	Text            string           `json:"text,omitempty"`
+	Sections        []drafts.Section `json:"sections,omitempty"`
+}
+
+func (s *server) draftView(d drafts.Draft, count int64, full bool) draftJSON {
+	v := draftJSON{ID: d.ID, Title: d.Title, Bureau: d.Bureau, Kind: d.Kind, Summary: d.Summary,
+		OpensAt: d.OpensAt, ClosesAt: d.ClosesAt, ShortenedReason: d.ShortenedReason,
+		Status: d.StatusAt(s.Now()), CommentCount: count}
+	if full {
+		v.Text, v.Sections = d.Text, d.Sections
+	}
+	return v
+}
+
+// readJSON decodes a request body strictly: valid UTF-8 (the decoder would silently
+// replace bad bytes), no unknown fields, one value, and field types named on error.
+func readJSON(c echo.Context, dst any) error {
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return err // BodyLimit's 413 arrives here
+	}
+	if !utf8.Valid(body) {
+		return errBadUTF8
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return &fieldError{Field: te.Field, Msg: fmt.Sprintf("must be a %s", jsonType(te.Type.Kind().String()))}
+		}
+		var pe *time.ParseError
+		if errors.As(err, &pe) {
+			return &fieldError{Field: "time", Msg: "times are RFC 3339, e.g. 2026-12-01T18:00:00+08:00"}
+		}
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return &fieldError{Field: strings.Trim(f, `"`), Msg: "unknown field"}
+		}
+		return fmt.Errorf("%w: %v", errBadJSON, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: more than one value", errBadJSON)
+	}
+	return nil
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "bool":
+		return "boolean"
+	case "slice":
+		return "list"
+	case "struct", "map":
+		return "object"
+	case "string":
+		return "string"
+	}
+	return "number"
+}
+
+func (s *server) apiCreateDraft(c echo.Context) error {
+	var in struct {
+		ID               string      `json:"id"`
+		Title            string      `json:"title"`
+		Bureau           string      `json:"bureau"`
+		Kind             drafts.Kind `json:"kind"`
+		Summary          string      `json:"summary"`
+		Text             string      `json:"text"`
+		OpensAt          time.Time   `json:"opens_at"`
+		ClosesAt         time.Time   `json:"closes_at"`
+		DigestRecipients []string    `json:"digest_recipients"`
+		ShortenedReason  string      `json:"shortened_reason"`
+	}
+	if err := readJSON(c, &in); err != nil {
+		return err
+	}
+	d, err := s.Drafts.Create(c.Request().Context(), drafts.Draft{ID: in.ID, Title: in.Title, Bureau: in.Bureau, Kind: in.Kind,
+		Summary: in.Summary, Text: in.Text, OpensAt: in.OpensAt, ClosesAt: in.ClosesAt,
+		DigestRecipients: in.DigestRecipients, ShortenedReason: in.ShortenedReason})
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/drafts/"+d.ID)
+	// The bureau that created it sees its own recipients.
+	return c.JSON(http.StatusCreated, struct {
+		draftJSON
+		DigestRecipients []string `json:"digest_recipients"`
+		Ref              int64    `json:"ref"`
+	}{s.draftView(d, 0, true), d.DigestRecipients, d.Ref})
+}
+
+func (s *server) apiListDrafts(c echo.Context) error {
+	var statuses []drafts.Status
+	switch st := c.QueryParam("status"); st {
+	case "", "all":
+	case "open", "upcoming", "closed":
+		statuses = []drafts.Status{drafts.Status(st)}
+	default:
+		return fmt.Errorf("%w: status must be open, upcoming, closed or all", errBadQuery)
+	}
+	ctx := c.Request().Context()
+	ds, err := s.Drafts.List(ctx, s.Now(), statuses...)
+	if err != nil {
+		return err
+	}
+	out := make([]draftJSON, 0, len(ds))
+	for _, d := range ds {
+		n, err := s.Comments.Counts(ctx, d.ID)
+		if err != nil {
+			return err
+		}
+		out = append(out, s.draftView(d, n.Submitted, false))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"drafts": out})
+}
+
+func (s *server) apiGetDraft(c echo.Context) error {
+	ctx := c.Request().Context()
+	d, err := s.Drafts.Get(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	n, err := s.Comments.Counts(ctx, d.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s.draftView(d, n.Submitted, true))
+}
+
+func (s *server) apiSubmitComment(c echo.Context) error {
+	var in struct {
+		Section     string            `json:"section"`
+		Body        string            `json:"body"`
+		Name        string            `json:"name"`
+		Contact     string            `json:"contact"`
+		Category    comments.Category `json:"category"`
+		PublishName bool              `json:"publish_name"`
+	}
+	if err := readJSON(c, &in); err != nil {
+		return err
+	}
+	r, err := s.Comments.Submit(c.Request().Context(), comments.Submission{
+		DraftID: c.Param("id"), Section: in.Section, Body: in.Body, Name: in.Name, Contact: in.Contact,
+		Category: in.Category, PublishName: in.PublishName, IdempotencyKey: c.Request().Header.Get("Idempotency-Key"),
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, map[string]comments.Receipt{"receipt": r})
+}
+
+func (s *server) apiGetReceipt(c echo.Context) error {
+	r, err := s.Comments.Lookup(c.Request().Context(), c.Param("code"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+func (s *server) apiListComments(c echo.Context) error {
+	offset, limit := int64(0), int64(100)
+	if v := c.QueryParam("offset"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%w: offset must be a non-negative integer", errBadQuery)
+		}
+		offset = n
+	}
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 || n > 1000 {
+			return fmt.Errorf("%w: limit must be 1 to 1000", errBadQuery)
+		}
+		limit = n
+	}
+	ctx := c.Request().Context()
+	d, err := s.Drafts.Get(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	cs, total, err := s.Comments.Page(ctx, d.ID, offset, limit)
+	if err != nil {
+		return err
+	}
+	out := map[string]any{"comments": cs, "total": total, "offset": offset}
+	if next := offset + int64(len(cs)); next < total {
+		out["next_offset"] = next
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *server) apiRequestDigest(c echo.Context) error {
+	ctx := c.Request().Context()
+	d, err := s.Drafts.Get(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	job, err := s.Digests.RequestInterim(ctx, d.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, map[string]string{"draft_id": d.ID, "job": job, "status": "queued"})
+}
+
+func (s *server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *server) readyz(c echo.Context) error {
+	warnings, err := s.Ready.Ready(c.Request().Context())
+	if err != nil {
+		c.Response().Header().Set("Retry-After", "5")
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "error": "redis unreachable", "warnings": warnings})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": "ready", "warnings": nonNil(warnings)})
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (s *server) metrics(c echo.Context) error {
+	var b bytes.Buffer
+	if s.Metrics != nil {
+		for _, m := range s.Metrics(c.Request().Context()) {
+			fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", m.Name, m.Help, m.Name, m.Type, m.Name,
+				strconv.FormatFloat(m.Value, 'g', -1, 64))
+		}
+	}
+	return c.Blob(http.StatusOK, "text/plain; version=0.0.4; charset=utf-8", b.Bytes())
+}
+
+func jsonEncoder(w io.Writer) *json.Encoder {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(true)
+	return enc
+}

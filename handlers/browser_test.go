@@ -1,0 +1,329 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/chromedp/chromedp"
+
+	"consult/comments"
+	"consult/drafts"
+	"consult/internal/redistest"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// screenshotDir is artifacts/screenshots at the repository root (gitignored).
+var screenshotDir = filepath.Join("..", "artifacts", "screenshots")
+
+// TestBrowserCitizenFlow drives a real Chromium through what a citizen does: the
+// list, a draft, a comment on one section that is too long and then fixed, the
+// receipt, and the lookup of its code, on a phone and a desktop, in both
+// languages. It saves a full-page screenshot of every step.
+func TestBrowserCitizenFlow(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("no Chromium at %s (%v): run `make deps-test` to install it", chromiumPath, err)
+	}
+	rdb := redistest.Start(t).Client(t)
+	ds := drafts.NewStore(rdb, nil)
+	cs := comments.NewStore(rdb, ds)
+	e, err := New(Config{Drafts: ds, Comments: cs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(e)
+	t.Cleanup(ts.Close)
+
+	w := comments.NewWorker(rdb, comments.WorkerConfig{Consumer: "browser"})
+	wctx, stopWorker := context.WithCancel(context.Background())
+	workerDone := make(chan error, 1)
+	go func() { workerDone <- w.Run(wctx) }()
+	t.Cleanup(func() {
+		stopWorker()
+		if err := <-workerDone; err != nil && wctx.Err() == nil {
+			t.Errorf("worker: %v", err)
+		}
+	})
+
+	ctx := context.Background()
+	now := time.Now()
+	for _, d := range []drafts.Draft{
+		{ID: "plan", Title: planTitle, Bureau: planBureau, Kind: drafts.KindOther, Summary: planSummary, Text: planText,
+			OpensAt: now.Add(-24 * time.Hour), ClosesAt: now.Add(9*24*time.Hour + 5*time.Hour)},
+		{ID: "parking", Title: "某市公共停车场管理办法（征求意见稿）", Bureau: "某市交通运输局", Kind: drafts.KindRule,
+			Text:    "第一条 为了加强公共停车场管理，制定本办法。\n第二条 本办法适用于本市行政区域内的公共停车场。\n",
+			OpensAt: now.Add(3*24*time.Hour + 4*time.Hour + 30*time.Minute), ClosesAt: now.Add(40 * 24 * time.Hour)},
+		{ID: "decision", Title: "某县重大行政决策程序规定（征求意见稿）", Bureau: "某县人民政府办公室", Kind: drafts.KindMajorDecision,
+			Text: "第一条 为了规范重大行政决策程序，制定本规定。\n", OpensAt: now.Add(-60 * 24 * time.Hour), ClosesAt: now.Add(-20 * 24 * time.Hour)},
+	} {
+		d.DigestRecipients = []string{"bureau@example.gov.cn"}
+		if _, err := ds.Create(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	defer cancelAlloc()
+	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
+	defer cancelBrowser()
+	if err := chromedp.Do(browserCtx); err != nil { // starts the browser, with no timeout
+		t.Fatalf("start Chromium: %v (run `make deps-test`)", err)
+	}
+
+	for _, l := range []lang{langZH, langEN} {
+		for _, dev := range []device{phone, desktop} {
+			t.Run(l.short()+"-"+dev.name, func(t *testing.T) {
+				citizenFlow(t, browserCtx, ts.URL, l, dev)
+			})
+		}
+	}
+}
+
+type device struct {
+	name          string
+	width, height int64
+	mobile        bool
+}
+
+var (
+	phone   = device{"phone", 390, 844, true}
+	desktop = device{"desktop", 1280, 900, false}
+)
+
+func citizenFlow(t *testing.T, browserCtx context.Context, base string, l lang, dev device) {
+	tab, cancelTab := chromedp.NewContext(browserCtx)
+	defer cancelTab()
+	if err := chromedp.Do(tab); err != nil {
+		t.Fatal(err)
+	}
+	problems := watchConsole(tab)
+	ctx, cancel := context.WithTimeout(tab, 90*time.Second)
+	defer cancel()
+	msg := messages[l]
+
+	step := 0
+	shoot := func(name string) {
+		t.Helper()
+		step++
+		// Nothing may be wider than the screen: a phone would scroll sideways.
+		widths, err := chromedp.Run(ctx, chromedp.Evaluate[[]int](`[document.documentElement.scrollWidth, window.innerWidth]`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if widths[0] > widths[1] {
+			t.Errorf("%s: page is %dpx wide in a %dpx window", name, widths[0], widths[1])
+		}
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(screenshotDir, fmt.Sprintf("%s-%s-%02d-%s.png", l.short(), dev.name, step, name))
+		if err := os.WriteFile(file, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return s
+	}
+	// follow clicks and waits for the page it leads to, and checks its status.
+	follow := func(sel string, status int64) {
+		t.Helper()
+		resp, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+		if err != nil {
+			t.Fatalf("click %s: %v", sel, err)
+		}
+		if resp.Status != status {
+			t.Fatalf("click %s: status %d, want %d", sel, resp.Status, status)
+		}
+	}
+
+	if dev.mobile {
+		do("emulate", chromedp.EmulateViewport(dev.width, dev.height, chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulateTouch))
+	} else {
+		do("emulate", chromedp.EmulateViewport(dev.width, dev.height))
+	}
+
+	// 1. The list, in the chosen language (then remembered by the cookie).
+	do("open list", chromedp.Navigate(base+"/?lang="+l.short()), chromedp.WaitVisible(chromedp.CSS("h1")))
+	if got := text("h1"); got != msg["list.title"] {
+		t.Fatalf("list h1 %q", got)
+	}
+	if lng, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.documentElement.lang`)); lng != string(l) {
+		t.Errorf("html lang %q", lng)
+	}
+	for _, want := range []string{msg["list.open"], msg["list.upcoming"], msg["list.closed"], planTitle, msg["kind.other"], msg["tz.beijing"]} {
+		if !strings.Contains(text("main"), want) {
+			t.Errorf("list lacks %q", want)
+		}
+	}
+	shoot("list")
+
+	// 2. The draft.
+	follow(`a[href="/d/plan"]`, http.StatusOK)
+	do("draft", chromedp.WaitVisible(chromedp.ID("p2-i1-n1")))
+	if got := text("h1"); got != planTitle {
+		t.Fatalf("draft h1 %q", got)
+	}
+	if !strings.Contains(text("#p1-i2"), "政府行为全面纳入法治轨道，\n职责明确") {
+		t.Errorf("line break in a section not shown: %q", text("#p1-i2"))
+	}
+	shoot("draft")
+
+	// 3. Comment on one section.
+	follow(`a[href="/d/plan/comment?section=p2-i1-n1"]`, http.StatusOK)
+	do("form", chromedp.WaitVisible(chromedp.ID("body")))
+	if got := text("#target blockquote"); !strings.Contains(got, "1. 深化行政审批制度改革") {
+		t.Fatalf("section shown: %q", got)
+	}
+	if checked, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById('publish_name').checked`)); checked {
+		t.Error("consent box is ticked by default")
+	}
+	shoot("form")
+
+	// 4. Too long: the JS counter says so, and so does the server.
+	long := strings.Repeat("建议进一步明确各部门权责清单的公布渠道和更新时限。", 200) // 5000 characters
+	do("type too long", chromedp.SetValue(chromedp.ID("body"), long[:len(long)-len("。")]), chromedp.SendKeys(chromedp.ID("body"), "。！"))
+	if got := text("#body-count"); !strings.Contains(got, "5001") {
+		t.Errorf("counter says %q", got)
+	}
+	do("fill", chromedp.SendKeys(chromedp.ID("name"), "张三"), chromedp.SetValue(chromedp.ID("category"), "expert"))
+	follow(`#comment-form button[type="submit"]`, http.StatusUnprocessableEntity)
+	do("error", chromedp.WaitVisible(chromedp.ID("error-summary")))
+	if got := text("#body-error"); !strings.Contains(got, "5001") {
+		t.Errorf("error says %q", got)
+	}
+	kept, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID("body")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := utf8.RuneCountInString(kept); n != 5001 {
+		t.Errorf("textarea holds %d characters after the error, want 5001", n)
+	}
+	if v, _ := chromedp.Run(ctx, chromedp.Value(chromedp.ID("category"))); v != "expert" {
+		t.Errorf("category %q after the error", v)
+	}
+	shoot("form-error")
+
+	// 5. Shortened: the receipt.
+	do("shorten", chromedp.SetValue(chromedp.ID("body"), "建议进一步明确各部门权责清单的公布渠道和更新时限，\n并在政府网站集中公开。"))
+	follow(`#comment-form button[type="submit"]`, http.StatusOK)
+	do("receipt", chromedp.WaitVisible(chromedp.ID("receipt-code")))
+	code := strings.TrimSpace(text("#receipt-code"))
+	if _, _, ok := comments.ParseCode(code); !ok {
+		t.Fatalf("receipt code %q", code)
+	}
+	if got := text("main"); !strings.Contains(got, msg["receipt.new"]) || !strings.Contains(got, planTitle) || strings.Contains(got, "张三") {
+		t.Errorf("receipt page: %q", got)
+	}
+	shoot("receipt")
+
+	// 6. Look the code up, as someone would who kept it.
+	follow(`.site-nav a[href="/receipts"]`, http.StatusOK)
+	do("lookup", chromedp.WaitVisible(chromedp.ID("code")), chromedp.SendKeys(chromedp.ID("code"), strings.ToLower(code)))
+	follow(`form.lookup button[type="submit"]`, http.StatusOK)
+	accepted := msg["receipt.status.accepted"]
+	for i := 0; ; i++ {
+		do("result", chromedp.WaitVisible(chromedp.ID("lookup-status")))
+		if got := text("#lookup-status"); got == accepted {
+			break
+		} else if i == 50 {
+			t.Fatalf("status %q, want %q", got, accepted)
+		}
+		time.Sleep(100 * time.Millisecond)
+		do("reload", chromedp.Reload())
+	}
+	if v, _ := chromedp.Run(ctx, chromedp.Value(chromedp.ID("code"))); v != strings.ToLower(code) {
+		t.Errorf("typed code not kept: %q", v)
+	}
+	shoot("lookup")
+
+	// 7. A code that does not exist, and a page that does not.
+	do("not found", chromedp.SetValue(chromedp.ID("code"), "1-ABCDE-FGHJK"))
+	follow(`form.lookup button[type="submit"]`, http.StatusNotFound)
+	if got := text("#code-error"); !strings.Contains(got, "1-ABCDE-FGHJK") {
+		t.Errorf("not found message %q", got)
+	}
+	shoot("lookup-not-found")
+	if _, err := chromedp.Run(ctx, chromedp.NavigateResponse(base+"/d/no-such-draft")); err != nil {
+		t.Fatal(err)
+	}
+	if got := text("h1"); got != msg["error.draft_not_found"] {
+		t.Errorf("404 h1 %q", got)
+	}
+	shoot("not-found")
+
+	cancelTab()
+	for _, p := range problems() {
+		t.Errorf("browser console: %s", p)
+	}
+}
+
+// watchConsole collects what the browser reports as wrong on the pages: script
+// errors and blocked content (a CSP violation is a "security" entry). Failed
+// responses are left out: the flow asks for 404 and 422 on purpose. The returned
+// func waits for the tab to end and returns the problems.
+func watchConsole(tab context.Context) func() []string {
+	var (
+		mu       sync.Mutex
+		problems []string
+		done     = make(chan struct{})
+	)
+	msgs := chromedp.Console(tab)
+	go func() {
+		defer close(done)
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			if m.Source == "network" || (m.Type != chromedp.ConsoleError && m.Type != chromedp.ConsoleException && m.Source != "security") {
+				continue
+			}
+			mu.Lock()
+			problems = append(problems, fmt.Sprintf("%s %s %s: %s", m.Type, m.Source, m.URL, m.Text))
+			mu.Unlock()
+		}
+	}()
+	return func() []string {
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return problems
+	}
+}

@@ -1,0 +1,300 @@
+// Package notify owns the digest a drafting bureau receives when a comment window
+// closes (its composition, templates and CSV), the mailers that deliver it, and the
+// Scheduler that sends it exactly once per recipient, however many replicas run.
+package notify
+
+import (
+	"cmp"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"consult/comments"
+	"consult/drafts"
+)
+
+// Audience decides what personal data a digest shows.
+type Audience int
+
+const (
+	// Bureau is the drafting bureau's copy: every name and contact, and whether
+	// each commenter consented to publishing the name.
+	Bureau Audience = iota
+	// Public is a copy that may be published: a name only with the commenter's
+	// separate consent (PIPL art. 25), else masked ("张*") or 匿名; never a contact
+	// (PIPL art. 51).
+	Public
+)
+
+// Public reports whether the digest is the public copy.
+func (d Digest) Public() bool { return d.Audience == Public }
+
+func (a Audience) String() string {
+	if a == Public {
+		return "public"
+	}
+	return "bureau"
+}
+
+// Options shape a digest.
+type Options struct {
+	Audience Audience
+	// Interim marks a digest sent while the window may still be open.
+	Interim bool
+	// Location is the zone times are shown in; nil means Asia/Shanghai.
+	Location *time.Location
+	// BaseURL is the public site ("https://consult.example.gov.cn"); the digest
+	// links to the draft's page under it. Empty means no links.
+	BaseURL string
+	// GeneratedAt is when the digest was made, shown in its footer.
+	GeneratedAt time.Time
+}
+
+// Digest is every comment on a draft arranged for reading, with personal data
+// already reduced to what the audience may see: the renderers cannot leak what
+// Build did not put in.
+type Digest struct {
+	DraftID  string
+	Title    string
+	Bureau   string
+	Kind     drafts.Kind
+	Audience Audience
+	Interim  bool
+	// OpensAt, ClosesAt and GeneratedAt are in the digest's location.
+	OpensAt     time.Time
+	ClosesAt    time.Time
+	GeneratedAt time.Time
+	Zone        string // the location's name: "Asia/Shanghai"
+	DraftURL    string // empty without a BaseURL
+
+	Total      int
+	Categories []CategoryCount
+	// Groups hold the comments by section: whole-draft comments first, then the
+	// draft's sections in their order, then comments on anchors the draft does not
+	// have (kept, never dropped: every receipt must appear). Sections without
+	// comments are left out.
+	Groups []Group
+}
+
+// CategoryCount is how many comments came from one category of commenter.
+type CategoryCount struct {
+	Category comments.Category
+	Label    string
+	Count    int
+}
+
+// Group is the comments on one section, in the order received.
+type Group struct {
+	Anchor   string // "" for the whole draft
+	Label    string // "第三条"; empty for the whole draft and a preamble
+	Title    string // what a reader sees: "第三条 总体要求", "全文 Whole draft"
+	URL      string // the section on the draft's page; empty without a BaseURL
+	Comments []Entry
+}
+
+// Entry is one comment as the audience may see it.
+type Entry struct {
+	N             int // 1, 2, … through the whole digest, in the order shown
+	Code          string
+	ReceivedAt    time.Time // in the digest's location
+	Category      comments.Category
+	CategoryLabel string
+	// Name is what to show: the name (Bureau), or the name with consent, a masked
+	// name or 匿名 (Public).
+	Name string
+	// RawName is the name as given, for the Bureau only; "" in a Public digest.
+	RawName string
+	// Contact is set only in a Bureau digest.
+	Contact     string
+	PublishName bool
+	Body        string
+	SHA256      string
+}
+
+// Build arranges a draft's comments into a digest for the audience in o.
+func Build(d drafts.Draft, cs []comments.Comment, o Options) Digest {
+	loc := o.Location
+	if loc == nil {
+		loc = defaultLocation()
+	}
+	dg := Digest{
+		DraftID:     d.ID,
+		Title:       d.Title,
+		Bureau:      d.Bureau,
+		Kind:        d.Kind,
+		Audience:    o.Audience,
+		Interim:     o.Interim,
+		OpensAt:     d.OpensAt.In(loc),
+		ClosesAt:    d.ClosesAt.In(loc),
+		GeneratedAt: o.GeneratedAt.In(loc),
+		Zone:        loc.String(),
+		Total:       len(cs),
+	}
+	if o.BaseURL != "" {
+		dg.DraftURL = strings.TrimRight(o.BaseURL, "/") + "/d/" + url.PathEscape(d.ID)
+	}
+
+	sorted := slices.Clone(cs)
+	// All returns comments in the order received; sort anyway so that the digest
+	// does not depend on it, stably so that equal times keep that order.
+	slices.SortStableFunc(sorted, func(a, b comments.Comment) int {
+		return a.ReceivedAt.Compare(b.ReceivedAt)
+	})
+
+	perCategory := map[comments.Category]int{}
+	bySection := map[string][]Entry{}
+	var unknown []string // anchors not in the draft, in order of first comment
+	for _, c := range sorted {
+		perCategory[c.Category]++
+		if _, ok := bySection[c.Section]; !ok && c.Section != "" {
+			if _, known := d.Section(c.Section); !known {
+				unknown = append(unknown, c.Section)
+			}
+		}
+		bySection[c.Section] = append(bySection[c.Section], entry(c, o.Audience, loc))
+	}
+
+	for _, cat := range comments.Categories {
+		dg.Categories = append(dg.Categories, CategoryCount{Category: cat, Label: categoryLabel(cat), Count: perCategory[cat]})
+		delete(perCategory, cat)
+	}
+	var others []comments.Category
+	for cat := range perCategory {
+		others = append(others, cat)
+	}
+	slices.SortFunc(others, func(a, b comments.Category) int { return cmp.Compare(a, b) })
+	for _, cat := range others {
+		dg.Categories = append(dg.Categories, CategoryCount{Category: cat, Label: categoryLabel(cat), Count: perCategory[cat]})
+	}
+
+	add := func(g Group) {
+		if es := bySection[g.Anchor]; len(es) > 0 {
+			g.Comments = es
+			if dg.DraftURL != "" {
+				g.URL = dg.DraftURL
+				if g.Anchor != "" {
+					g.URL += "#" + url.PathEscape(g.Anchor)
+				}
+			}
+			dg.Groups = append(dg.Groups, g)
+		}
+	}
+	add(Group{Title: "全文 Whole draft"})
+	for _, s := range d.Sections {
+		add(Group{Anchor: s.Anchor, Label: s.Label, Title: sectionTitle(s)})
+	}
+	for _, a := range unknown {
+		add(Group{Anchor: a, Title: "未知章节 Unknown section: " + a})
+	}
+	n := 0
+	for _, g := range dg.Groups {
+		for i := range g.Comments {
+			n++
+			g.Comments[i].N = n
+		}
+	}
+	return dg
+}
+
+func entry(c comments.Comment, a Audience, loc *time.Location) Entry {
+	e := Entry{
+		Code:          c.Code,
+		ReceivedAt:    c.ReceivedAt.In(loc),
+		Category:      c.Category,
+		CategoryLabel: categoryLabel(c.Category),
+		PublishName:   c.PublishName,
+		Body:          c.Body,
+		SHA256:        c.SHA256,
+	}
+	name := strings.TrimSpace(c.Name)
+	switch {
+	case a == Bureau:
+		e.RawName, e.Contact = c.Name, c.Contact
+		e.Name = name
+		if name == "" {
+			e.Name = "（未留姓名 none given）"
+		}
+	case name == "":
+		e.Name = anonymous
+	case c.PublishName:
+		e.Name = name
+	default:
+		e.Name = maskName(name)
+	}
+	return e
+}
+
+const anonymous = "匿名"
+
+// maskName keeps the first character and hides the rest behind one star, so that
+// the mask does not tell the name's length either: "张三" and "欧阳修" become
+// "张*" and "欧*".
+func maskName(name string) string {
+	r, _ := utf8.DecodeRuneInString(name)
+	if r == utf8.RuneError {
+		return anonymous
+	}
+	return string(r) + "*"
+}
+
+func sectionTitle(s drafts.Section) string {
+	sep := " "
+	// "一、总体要求" and "（一）指导思想" are written without a space.
+	if strings.HasSuffix(s.Label, "、") || strings.HasSuffix(s.Label, "）") {
+		sep = ""
+	}
+	t := strings.TrimSpace(s.Label + sep + s.Heading)
+	if t == "" {
+		return "序言 Preamble"
+	}
+	return t
+}
+
+var categoryLabels = map[comments.Category]string{
+	comments.CategoryIndividual:   "个人 Individual",
+	comments.CategoryEnterprise:   "企业 Enterprise",
+	comments.CategoryOrganization: "社会组织 Organization",
+	comments.CategoryExpert:       "专家学者 Expert",
+	comments.CategoryPublicBody:   "机关单位 Public body",
+	comments.CategoryOther:        "其他 Other",
+}
+
+func categoryLabel(c comments.Category) string {
+	if l, ok := categoryLabels[c]; ok {
+		return l
+	}
+	if c == "" {
+		return "未填 Not given"
+	}
+	return string(c)
+}
+
+// defaultLocation is Asia/Shanghai, or a fixed +08:00 of the same name where the
+// system has no zone data (a scratch container): China has kept +08:00 without
+// daylight saving since 1991, so the two agree for every date a consultation can
+// have, and a digest reads the same on either.
+func defaultLocation() *time.Location {
+	if loc, err := time.LoadLocation("Asia/Shanghai"); err == nil {
+		return loc
+	}
+	return time.FixedZone("Asia/Shanghai", 8*60*60)
+}
+
+// Subject is the e-mail subject: the draft's title and deadline, marked 中期 for an
+// interim digest. A very long title is cut (the body has it whole) so that the
+// encoded header stays within one line.
+func (d Digest) Subject() string {
+	title := strings.Join(strings.Fields(d.Title), " ")
+	if utf8.RuneCountInString(title) > maxSubjectTitle {
+		title = string([]rune(title)[:maxSubjectTitle-1]) + "…"
+	}
+	tag := "【意见汇总】"
+	if d.Interim {
+		tag = "【意见汇总·中期 Interim】"
+	}
+	return tag + title + "（截止 " + d.ClosesAt.Format("2006-01-02 15:04") + "）"
+}
+
+const maxSubjectTitle = 100

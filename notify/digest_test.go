@@ -1,0 +1,437 @@
+package notify
+
+import (
+	"bytes"
+	"encoding/csv"
+	"flag"
+	"html"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"consult/comments"
+	"consult/drafts"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
+
+var shanghai = defaultLocation()
+
+func at(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+// fixtureDraft is a county draft in the shape the parser gives.
+func fixtureDraft() drafts.Draft {
+	return drafts.Draft{
+		ID:               "hongya-fazhi-2026",
+		Title:            "洪雅县法治政府建设实施方案（征求意见稿）",
+		Bureau:           "洪雅县司法局",
+		Kind:             drafts.KindNormative,
+		OpensAt:          at("2026-11-01T09:00:00+08:00"),
+		ClosesAt:         at("2026-12-01T18:00:00+08:00"),
+		DigestRecipients: []string{"fzb@hongya.example.gov.cn", "director@hongya.example.gov.cn"},
+		Ref:              7,
+		Sections: []drafts.Section{
+			{Anchor: "preamble", Text: "为深入推进依法行政……\n"},
+			{Anchor: "p1", Label: "一、", Heading: "总体要求", Level: 1},
+			{Anchor: "p1-i1", Label: "（一）", Heading: "指导思想", Level: 2},
+			{Anchor: "p2", Label: "二、", Heading: "主要任务", Level: 1},
+		},
+	}
+}
+
+// fixtureComments covers: every audience rule for names, contacts of several
+// shapes, markup and formulas in bodies, a comment on an anchor the draft lacks,
+// and an order received that differs from the slice order.
+func fixtureComments() []comments.Comment {
+	return []comments.Comment{
+		{Code: "7-AAAAA-00001", DraftID: "hongya-fazhi-2026", Section: "p2", Category: comments.CategoryIndividual,
+			Name: "张三", Contact: "13800000000", PublishName: false,
+			Body: "建议在“主要任务”中增加行政执法公示的具体时限。", ReceivedAt: at("2026-11-02T01:00:00Z"), SHA256: strings.Repeat("a1", 32)},
+		{Code: "7-AAAAA-00002", DraftID: "hongya-fazhi-2026", Section: "", Category: comments.CategoryEnterprise,
+			Name: "四川某某科技有限公司", Contact: "legal@example.cn", PublishName: true,
+			Body: "<script>alert('x')</script> & <b>整体</b>赞同。", ReceivedAt: at("2026-11-03T02:30:00Z"), SHA256: strings.Repeat("b2", 32)},
+		{Code: "7-AAAAA-00003", DraftID: "hongya-fazhi-2026", Section: "p1", Category: comments.CategoryIndividual,
+			Body: `=HYPERLINK("http://evil.example","点这里")`, ReceivedAt: at("2026-11-05T08:00:00Z"), SHA256: strings.Repeat("c3", 32)},
+		{Code: "7-AAAAA-00004", DraftID: "hongya-fazhi-2026", Section: "p2", Category: comments.CategoryExpert,
+			Name: "欧阳修", Contact: "ouyang@example.edu.cn", PublishName: false,
+			Body: "-2+3 是第一行\n第二行\r\n第三行", ReceivedAt: at("2026-11-06T09:15:30Z"), SHA256: strings.Repeat("d4", 32)},
+		{Code: "7-AAAAA-00005", DraftID: "hongya-fazhi-2026", Section: "gone-anchor", Category: comments.CategoryOther,
+			Name: "李四", Contact: "+86 28 1234 5678", PublishName: true,
+			Body: "@SUM(A1:A2)", ReceivedAt: at("2026-11-07T00:00:00Z"), SHA256: strings.Repeat("e5", 32)},
+		{Code: "7-AAAAA-00006", DraftID: "hongya-fazhi-2026", Section: "p1", Category: comments.CategoryOrganization,
+			Name: "Li Wei", Contact: "liwei@example.org", PublishName: false,
+			Body: "\tstarts with a tab", ReceivedAt: at("2026-11-04T00:00:00Z"), SHA256: strings.Repeat("f6", 32)},
+	}
+}
+
+func fixtureDigest(a Audience) Digest {
+	return Build(fixtureDraft(), fixtureComments(), Options{
+		Audience:    a,
+		Location:    shanghai,
+		BaseURL:     "https://consult.example.gov.cn/",
+		GeneratedAt: at("2026-12-01T10:05:00Z"),
+	})
+}
+
+// contacts are every contact in the fixture, each of which must stay out of a
+// public copy.
+var contacts = []string{"13800000000", "legal@example.cn", "ouyang@example.edu.cn", "+86 28 1234 5678", "1234 5678", "liwei@example.org"}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./notify -run %s -update to create it)", err, t.Name())
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file; if the change is meant, run go test ./notify -update and review the diff\n--- got\n%s", path, got)
+	}
+}
+
+func TestDigestGolden(t *testing.T) {
+	for _, a := range []Audience{Bureau, Public} {
+		d := fixtureDigest(a)
+		text, err := d.Text()
+		if err != nil {
+			t.Fatal(err)
+		}
+		html, err := d.HTML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden(t, "digest_"+a.String()+".txt", text)
+		golden(t, "digest_"+a.String()+".html", html)
+	}
+}
+
+func TestBuildCountsAndGrouping(t *testing.T) {
+	d := fixtureDigest(Bureau)
+	if d.Total != 6 {
+		t.Errorf("Total = %d, want 6", d.Total)
+	}
+	gotCats := map[comments.Category]int{}
+	var order []comments.Category
+	for _, c := range d.Categories {
+		gotCats[c.Category] = c.Count
+		order = append(order, c.Category)
+	}
+	wantCats := map[comments.Category]int{
+		comments.CategoryIndividual: 2, comments.CategoryEnterprise: 1, comments.CategoryOrganization: 1,
+		comments.CategoryExpert: 1, comments.CategoryPublicBody: 0, comments.CategoryOther: 1,
+	}
+	if !maps.Equal(gotCats, wantCats) || !slices.Equal(order, comments.Categories) {
+		t.Errorf("categories = %v in order %v, want %v in order %v", gotCats, order, wantCats, comments.Categories)
+	}
+
+	type group struct {
+		anchor string
+		codes  []string
+	}
+	var got []group
+	for _, g := range d.Groups {
+		gr := group{anchor: g.Anchor}
+		for _, e := range g.Comments {
+			gr.codes = append(gr.codes, e.Code)
+		}
+		got = append(got, gr)
+	}
+	// Whole draft first, then the draft's order (p1 before p2, the preamble and
+	// p1-i1 left out for want of comments), the unknown anchor last; inside a
+	// section, the order received.
+	want := []group{
+		{"", []string{"7-AAAAA-00002"}},
+		{"p1", []string{"7-AAAAA-00006", "7-AAAAA-00003"}},
+		{"p2", []string{"7-AAAAA-00001", "7-AAAAA-00004"}},
+		{"gone-anchor", []string{"7-AAAAA-00005"}},
+	}
+	if !slices.EqualFunc(got, want, func(a, b group) bool { return a.anchor == b.anchor && slices.Equal(a.codes, b.codes) }) {
+		t.Errorf("groups = %v, want %v", got, want)
+	}
+	if g := d.Groups[1]; g.Title != "一、总体要求" || g.URL != "https://consult.example.gov.cn/d/hongya-fazhi-2026#p1" {
+		t.Errorf("group p1: title %q url %q", g.Title, g.URL)
+	}
+	n := 0
+	for _, g := range d.Groups {
+		for _, e := range g.Comments {
+			n++
+			if e.N != n {
+				t.Errorf("comment %s numbered %d, want %d", e.Code, e.N, n)
+			}
+			if e.ReceivedAt.Location() != shanghai {
+				t.Errorf("comment %s time in %v", e.Code, e.ReceivedAt.Location())
+			}
+		}
+	}
+}
+
+func TestBuildNoComments(t *testing.T) {
+	d := Build(fixtureDraft(), nil, Options{GeneratedAt: at("2026-12-01T10:05:00Z")})
+	text, err := d.Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(text), "意见总数 Comments: 0") || !strings.Contains(string(text), "尚无意见") {
+		t.Errorf("empty digest text:\n%s", text)
+	}
+	if d.Zone != "Asia/Shanghai" {
+		t.Errorf("default zone = %q", d.Zone)
+	}
+}
+
+func TestNames(t *testing.T) {
+	tests := []struct {
+		name    string
+		publish bool
+		bureau  string
+		public  string
+	}{
+		{"张三", false, "张三", "张*"},
+		{"欧阳修", false, "欧阳修", "欧*"},
+		{"张三", true, "张三", "张三"},
+		{"  ", true, "（未留姓名 none given）", "匿名"},
+		{"", false, "（未留姓名 none given）", "匿名"},
+		{"Li Wei", false, "Li Wei", "L*"},
+		{"\xff\xfe", false, "\xff\xfe", "匿名"},
+	}
+	for _, tt := range tests {
+		c := comments.Comment{Name: tt.name, PublishName: tt.publish}
+		if got := entry(c, Bureau, shanghai).Name; got != tt.bureau {
+			t.Errorf("bureau name of %q = %q, want %q", tt.name, got, tt.bureau)
+		}
+		if got := entry(c, Public, shanghai).Name; got != tt.public {
+			t.Errorf("public name of %q (publish %v) = %q, want %q", tt.name, tt.publish, got, tt.public)
+		}
+	}
+}
+
+func TestSubject(t *testing.T) {
+	d := fixtureDigest(Bureau)
+	if got, want := d.Subject(), "【意见汇总】洪雅县法治政府建设实施方案（征求意见稿）（截止 2026-12-01 18:00）"; got != want {
+		t.Errorf("Subject() = %q, want %q", got, want)
+	}
+	d.Interim = true
+	if got := d.Subject(); !strings.HasPrefix(got, "【意见汇总·中期 Interim】") {
+		t.Errorf("interim Subject() = %q", got)
+	}
+	// The deadline is shown in the configured zone.
+	utc := Build(fixtureDraft(), nil, Options{Location: time.UTC})
+	if got := utc.Subject(); !strings.HasSuffix(got, "（截止 2026-12-01 10:00）") {
+		t.Errorf("UTC Subject() = %q", got)
+	}
+	long := fixtureDraft()
+	long.Title = strings.Repeat("长", 300) + "\n标题"
+	got := Build(long, nil, Options{}).Subject()
+	if n := len([]rune(got)); n > maxSubjectTitle+30 || strings.Contains(got, "\n") || !strings.Contains(got, "…") {
+		t.Errorf("long Subject() has %d runes: %q", n, got)
+	}
+}
+
+func TestHTMLEscapesAndLoadsNothing(t *testing.T) {
+	out, err := fixtureDigest(Bureau).HTML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	if strings.Contains(s, "<script") || strings.Contains(s, "<b>整体") {
+		t.Error("markup from a comment body reached the HTML unescaped")
+	}
+	if !strings.Contains(s, "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &lt;b&gt;整体&lt;/b&gt;赞同。") {
+		t.Error("escaped body not found in the HTML")
+	}
+	for _, bad := range []string{"src=", "<link", "url(", "@import", "<img", "<style"} {
+		if strings.Contains(s, bad) {
+			t.Errorf("HTML contains %q: a digest must load nothing", bad)
+		}
+	}
+}
+
+func TestPublicCopyHasNoContacts(t *testing.T) {
+	d := fixtureDigest(Public)
+	r, err := d.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// html/template writes "+" as "&#43;": look at the HTML as a reader sees it.
+	for part, body := range map[string][]byte{"text": r.Text, "html": []byte(html.UnescapeString(string(r.HTML))), "csv": r.CSV, "subject": []byte(r.Subject)} {
+		for _, c := range contacts {
+			if bytes.Contains(body, []byte(c)) {
+				t.Errorf("public %s contains the contact %q", part, c)
+			}
+		}
+		// Names without consent stay out too.
+		for _, n := range []string{"张三", "欧阳修", "Li Wei"} {
+			if bytes.Contains(body, []byte(n)) {
+				t.Errorf("public %s contains the unpublished name %q", part, n)
+			}
+		}
+		for _, label := range []string{"联系方式", "contact"} {
+			if bytes.Contains(body, []byte(label)) && part != "text" && part != "html" {
+				t.Errorf("public %s has a %q field", part, label)
+			}
+		}
+	}
+	for _, g := range d.Groups {
+		for _, e := range g.Comments {
+			if e.Contact != "" || e.RawName != "" {
+				t.Errorf("public entry %s carries contact %q / raw name %q", e.Code, e.Contact, e.RawName)
+			}
+		}
+	}
+	// The bureau's copy has every contact, in each part.
+	b, err := fixtureDigest(Bureau).Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for part, body := range map[string][]byte{"text": b.Text, "html": []byte(html.UnescapeString(string(b.HTML))), "csv": b.CSV} {
+		for _, c := range contacts {
+			if !bytes.Contains(body, []byte(c)) {
+				t.Errorf("bureau %s lacks the contact %q", part, c)
+			}
+		}
+	}
+}
+
+// readCSV parses a digest CSV as a spreadsheet would, after checking the BOM.
+func readCSV(t *testing.T, b []byte) [][]string {
+	t.Helper()
+	if !bytes.HasPrefix(b, []byte{0xEF, 0xBB, 0xBF}) {
+		t.Fatalf("CSV does not start with a UTF-8 BOM: % x", b[:min(3, len(b))])
+	}
+	rows, err := csv.NewReader(bytes.NewReader(b[3:])).ReadAll()
+	if err != nil {
+		t.Fatalf("CSV: %v", err)
+	}
+	return rows
+}
+
+func TestCSVRoundTrip(t *testing.T) {
+	for _, a := range []Audience{Bureau, Public} {
+		t.Run(a.String(), func(t *testing.T) {
+			d := fixtureDigest(a)
+			b, err := d.CSV()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(b, []byte("\r\n")) {
+				t.Error("CSV rows do not end in CR LF")
+			}
+			rows := readCSV(t, b)
+			header := rows[0]
+			col := map[string]int{}
+			for i, h := range header {
+				col[h[strings.LastIndexByte(h, ' ')+1:]] = i
+			}
+			wantCols := []string{"receipt_code", "received_at", "section_anchor", "section_label", "category", "name", "publish_name", "body", "sha256"}
+			if a == Bureau {
+				wantCols = append(wantCols, "contact")
+			}
+			if len(header) != len(wantCols) {
+				t.Errorf("header %q, want columns %q", header, wantCols)
+			}
+			for _, c := range wantCols {
+				if _, ok := col[c]; !ok {
+					t.Errorf("no column %q in %q", c, header)
+				}
+			}
+			byCode := map[string]comments.Comment{}
+			for _, c := range fixtureComments() {
+				byCode[c.Code] = c
+			}
+			if len(rows)-1 != len(byCode) {
+				t.Fatalf("%d rows, want %d", len(rows)-1, len(byCode))
+			}
+			for _, row := range rows[1:] {
+				c, ok := byCode[row[col["receipt_code"]]]
+				if !ok {
+					t.Errorf("row for unknown or repeated code: %q", row)
+					continue
+				}
+				delete(byCode, c.Code)
+				got := func(name string) string { return undefuse(row[col[name]]) }
+				// encoding/csv, like a spreadsheet, reads a CR LF inside a quoted
+				// cell as LF.
+				c.Body = strings.ReplaceAll(c.Body, "\r\n", "\n")
+				when, err := time.Parse(time.RFC3339, got("received_at"))
+				if err != nil || !when.Equal(c.ReceivedAt) || !strings.HasSuffix(got("received_at"), "+08:00") {
+					t.Errorf("%s received_at %q, want %v in +08:00", c.Code, got("received_at"), c.ReceivedAt)
+				}
+				if got("section_anchor") != c.Section || got("category") != string(c.Category) ||
+					got("body") != c.Body || got("sha256") != c.SHA256 || got("publish_name") != map[bool]string{true: "true", false: "false"}[c.PublishName] {
+					t.Errorf("%s round trip: %q", c.Code, row)
+				}
+				wantName := c.Name
+				if a == Public {
+					wantName = entry(c, Public, shanghai).Name
+				} else if got("contact") != c.Contact {
+					t.Errorf("%s contact %q, want %q", c.Code, got("contact"), c.Contact)
+				}
+				if got("name") != wantName {
+					t.Errorf("%s name %q, want %q", c.Code, got("name"), wantName)
+				}
+			}
+		})
+	}
+}
+
+// undefuse reverses defuseFormula.
+func undefuse(s string) string {
+	if len(s) > 1 && s[0] == '\'' && strings.ContainsRune("=+-@\t\r", rune(s[1])) {
+		return s[1:]
+	}
+	return s
+}
+
+func TestCSVDefusesFormulas(t *testing.T) {
+	rows := readCSV(t, must(fixtureDigest(Bureau).CSV()))
+	bodies := map[string]string{}
+	for _, r := range rows[1:] {
+		bodies[r[0]] = r[8]
+	}
+	want := map[string]string{
+		"7-AAAAA-00003": `'=HYPERLINK("http://evil.example","点这里")`,
+		"7-AAAAA-00004": "'-2+3 是第一行\n第二行\n第三行", // the reader turns CR LF into LF
+		"7-AAAAA-00005": "'@SUM(A1:A2)",
+		"7-AAAAA-00006": "'\tstarts with a tab",
+		"7-AAAAA-00001": "建议在“主要任务”中增加行政执法公示的具体时限。",
+	}
+	for code, w := range want {
+		if bodies[code] != w {
+			t.Errorf("%s body cell %q, want %q", code, bodies[code], w)
+		}
+	}
+	for _, tt := range []struct{ in, want string }{
+		{"=1+1", "'=1+1"}, {"+1", "'+1"}, {"-1", "'-1"}, {"@x", "'@x"}, {"\tx", "'\tx"}, {"\rx", "'\rx"},
+		{"", ""}, {"a=1", "a=1"}, {"＝1", "＝1"}, {"'=1", "'=1"},
+	} {
+		if got := defuseFormula(tt.in); got != tt.want {
+			t.Errorf("defuseFormula(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	if got := fixtureDigest(Bureau).CSVFilename(); got != "hongya-fazhi-2026-comments.csv" {
+		t.Errorf("CSVFilename() = %q", got)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}

@@ -1,0 +1,25 @@
+package notify
+
+// Redis keys of the digest. Per-draft keys carry the hash tag "{<draftID>}" so that
+// a draft's keys share one Cluster slot and its scripts may touch them together.
+// The two global keys are only ever used alone, one command at a time.
+
+const (
+	// doneKey is the set of draft ids whose final digest reached every recipient.
+	doneKey = "consult:digest:done"
+	// interimKey is the sorted set of pending interim requests: member
+	// "<draftID>:<job>", score the request time (unix ms).
+	interimKey = "consult:digest:interim"
+)
+
+// leaseKey holds the token of the replica working on a draft's digests.
+func leaseKey(draftID string) string { return "consult:{" + draftID + "}:digest:lease" }
+
+// sentKey is the hash recipient -> time sent (RFC 3339, UTC) of one digest job.
+func sentKey(draftID, job string) string { return "consult:{" + draftID + "}:digest:" + job }
+
+// retryKey is the hash recipient -> "<failed attempts> <next attempt, unix ms>"
+// of one digest job.
+func retryKey(draftID, job string) string {
+	return "consult:{" + draftID + "}:digest:" + job + ":retry"
+}

@@ -1,0 +1,513 @@
+package notify
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"consult/comments"
+	"consult/drafts"
+)
+
+// draftSource is what the Scheduler needs from the drafts package.
+type draftSource interface {
+	Get(ctx context.Context, id string) (drafts.Draft, error)
+	// ClosedBefore lists the ids of drafts whose window closes at or before t.
+	ClosedBefore(ctx context.Context, t time.Time) ([]string, error)
+}
+
+// commentSource is what the Scheduler needs from the comments package.
+type commentSource interface {
+	// All returns every stored comment of a draft in the order received.
+	All(ctx context.Context, draftID string) ([]comments.Comment, error)
+	Counts(ctx context.Context, draftID string) (comments.Counts, error)
+	// WindowClosed reports whether the window is closed by the Redis server's clock.
+	WindowClosed(ctx context.Context, draftID string) (bool, error)
+}
+
+// finalJob names a draft's final digest; interim digests are "interim-<unix ms>".
+const finalJob = "final"
+
+// Config configures a Scheduler. Only From is required.
+type Config struct {
+	// From is the sender, such as "意见征集 <noreply@consult.example.gov.cn>"; its
+	// domain also ends every Message-ID.
+	From string
+	// BaseURL is the public site the digest links to; empty means no links.
+	BaseURL string
+	// Location is the zone the digest shows times in; nil means Asia/Shanghai.
+	Location *time.Location
+	// Logger receives one line per delivery and per failure; nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// Now is the clock for choosing drafts, backoff and the times recorded and
+	// shown; nil means time.Now. Two things do not read it: whether a window is
+	// closed (the Redis server's clock decides, see commentSource.WindowClosed) and
+	// the lease (Redis expires it).
+	Now func() time.Time
+	// Interval is the pause between two ticks; zero means 1s.
+	Interval time.Duration
+	// LeaseTTL is how long a draft stays with a replica that stopped working on it
+	// (crashed, or cut off from Redis); zero means 2 min. It must be at least twice
+	// SendTimeout: the lease is renewed before each delivery and must outlast it
+	// and the recording that follows.
+	LeaseTTL time.Duration
+	// SendTimeout bounds one delivery; zero means 30s.
+	SendTimeout time.Duration
+	// RetryBase is the wait before retrying a recipient after a first failure,
+	// doubled after each further one; zero means 10s.
+	RetryBase time.Duration
+	// RetryMax caps the wait between retries; zero means 5 min. Retries never stop:
+	// a digest that cannot be delivered is logged at every attempt.
+	RetryMax time.Duration
+}
+
+// Scheduler sends each draft's digest once its window has closed, and interim
+// digests on request: one e-mail per recipient, the bureau's copy with contacts
+// and the CSV attached. Any number of replicas may run it against one Redis (or
+// a Cluster): a per-draft lease lets one replica work on a draft at a time, and a
+// recipient is recorded in Redis as soon as the server accepts the message, so a
+// recipient already recorded is never sent the same digest again.
+//
+// One gap remains, as with any mail sender: a replica that stops between the
+// server's acceptance and the recording sends that message again after the
+// lease expires. The repeat carries the same Message-ID (see MessageID), so the
+// recipient can recognise it.
+type Scheduler struct {
+	rdb      redis.UniversalClient
+	drafts   draftSource
+	comments commentSource
+	mailer   Mailer
+	cfg      Config
+	log      *slog.Logger
+
+	sent, failed atomic.Int64
+}
+
+// NewScheduler checks the configuration and fills in its defaults. It does not
+// touch Redis.
+func NewScheduler(rdb redis.UniversalClient, ds draftSource, cs commentSource, m Mailer, cfg Config) (*Scheduler, error) {
+	if rdb == nil || ds == nil || cs == nil || m == nil {
+		return nil, errors.New("notify: scheduler needs a Redis client, a draft source, a comment source and a mailer")
+	}
+	if _, err := MessageID("d", finalJob, "r@example.org", cfg.From); err != nil {
+		return nil, fmt.Errorf("notify: scheduler: From: %w", err)
+	}
+	if cfg.Location == nil {
+		cfg.Location = defaultLocation()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	setDefault(&cfg.Interval, time.Second)
+	setDefault(&cfg.SendTimeout, 30*time.Second)
+	setDefault(&cfg.LeaseTTL, 2*time.Minute)
+	setDefault(&cfg.RetryBase, 10*time.Second)
+	setDefault(&cfg.RetryMax, 5*time.Minute)
+	if cfg.LeaseTTL < 2*cfg.SendTimeout {
+		return nil, fmt.Errorf("notify: scheduler: LeaseTTL %v is less than twice SendTimeout %v", cfg.LeaseTTL, cfg.SendTimeout)
+	}
+	if cfg.RetryMax < cfg.RetryBase {
+		cfg.RetryMax = cfg.RetryBase
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Scheduler{rdb: rdb, drafts: ds, comments: cs, mailer: m, cfg: cfg, log: log}, nil
+}
+
+func setDefault(d *time.Duration, v time.Duration) {
+	if *d <= 0 {
+		*d = v
+	}
+}
+
+// Stats returns how many digest e-mails were delivered and how many delivery
+// attempts failed since the Scheduler was made.
+func (s *Scheduler) Stats() (sent, failed int64) { return s.sent.Load(), s.failed.Load() }
+
+// Run works until ctx ends, then returns nil. A delivery under way when ctx ends
+// is finished (within SendTimeout) and recorded, so that it is not repeated;
+// nothing further starts. Errors from Redis, the sources or the mailer are logged
+// and retried on a later tick: they never stop the loop.
+func (s *Scheduler) Run(ctx context.Context) error {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := s.tick(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("notify: digest tick", "err", err)
+		}
+		t.Reset(s.cfg.Interval)
+	}
+}
+
+// RequestInterim asks for an interim digest of a draft, sent to its recipients
+// by whichever replica's Scheduler gets to it first, whether or not the window
+// has closed. It returns the job's name, which is part of the Message-ID and of
+// the Redis keys that record the delivery. It returns drafts.ErrNotFound for an
+// unknown draft.
+func (s *Scheduler) RequestInterim(ctx context.Context, draftID string) (string, error) {
+	if _, err := s.drafts.Get(ctx, draftID); err != nil {
+		return "", fmt.Errorf("notify: request interim digest %s: %w", draftID, err)
+	}
+	ms := s.cfg.Now().UnixMilli()
+	job := "interim-" + strconv.FormatInt(ms, 10)
+	if err := s.rdb.ZAdd(ctx, interimKey, redis.Z{Score: float64(ms), Member: draftID + ":" + job}).Err(); err != nil {
+		return "", fmt.Errorf("notify: request interim digest %s: %w", draftID, err)
+	}
+	return job, nil
+}
+
+// job is one digest to deliver.
+type job struct {
+	draftID string
+	name    string // finalJob or "interim-<unix ms>"
+	member  string // the interim request in interimKey; "" for a final digest
+}
+
+func (j job) final() bool { return j.member == "" }
+
+// tick works once through every digest due.
+func (s *Scheduler) tick(ctx context.Context) error {
+	jobs, err := s.due(ctx)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, j := range jobs {
+		if ctx.Err() != nil {
+			break
+		}
+		if err := s.work(ctx, j); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// due lists the final digests of closed drafts not yet done, then the interim
+// requests, oldest first.
+func (s *Scheduler) due(ctx context.Context) ([]job, error) {
+	var jobs []job
+	ids, err := s.drafts.ClosedBefore(ctx, s.cfg.Now())
+	if err != nil {
+		return nil, fmt.Errorf("notify: list closed drafts: %w", err)
+	}
+	if len(ids) > 0 {
+		args := make([]any, len(ids))
+		for i, id := range ids {
+			args[i] = id
+		}
+		done, err := s.rdb.SMIsMember(ctx, doneKey, args...).Result()
+		if err != nil {
+			return nil, fmt.Errorf("notify: read done digests: %w", err)
+		}
+		for i, id := range ids {
+			if !done[i] {
+				jobs = append(jobs, job{draftID: id, name: finalJob})
+			}
+		}
+	}
+	members, err := s.rdb.ZRange(ctx, interimKey, 0, -1).Result()
+	if err != nil {
+		return jobs, fmt.Errorf("notify: read interim requests: %w", err)
+	}
+	for _, m := range members {
+		id, name, ok := strings.Cut(m, ":")
+		if !ok || id == "" || !strings.HasPrefix(name, "interim-") {
+			s.log.Warn("notify: malformed interim request dropped", "member", m)
+			s.rdb.ZRem(ctx, interimKey, m)
+			continue
+		}
+		jobs = append(jobs, job{draftID: id, name: name, member: m})
+	}
+	return jobs, nil
+}
+
+// claimScript decides whether the lease holder may deliver a digest to one
+// recipient now, and renews the lease for the delivery when it may.
+//
+//	KEYS[1] lease, KEYS[2] sent hash, KEYS[3] retry hash
+//	ARGV[1] lease token, ARGV[2] lease TTL (ms), ARGV[3] recipient, ARGV[4] now (unix ms)
+//	returns "GO" | "SENT" (already delivered) | "WAIT" (backing off) | "LOST" (lease gone)
+var claimScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'LOST' end
+if redis.call('HEXISTS', KEYS[2], ARGV[3]) == 1 then return 'SENT' end
+local r = redis.call('HGET', KEYS[3], ARGV[3])
+if r then
+  local nextAt = tonumber(string.match(r, ' (%d+)$'))
+  if nextAt and nextAt > tonumber(ARGV[4]) then return 'WAIT' end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 'GO'
+`)
+
+// recordScript records that a recipient's server accepted the digest, and drops
+// the recipient's retry state.
+//
+//	KEYS[1] sent hash, KEYS[2] retry hash
+//	ARGV[1] recipient, ARGV[2] time sent (RFC 3339, UTC)
+//	returns 1 when recorded now, 0 when it already was
+var recordScript = redis.NewScript(`
+local n = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return n
+`)
+
+// failScript counts a failed delivery to a recipient and sets when the next
+// attempt may start: RetryBase after the first failure, doubling, at most RetryMax.
+//
+//	KEYS[1] retry hash
+//	ARGV[1] recipient, ARGV[2] now (unix ms), ARGV[3] base wait (ms), ARGV[4] max wait (ms)
+//	returns {failed attempts, next attempt (unix ms)}
+var failScript = redis.NewScript(`
+local attempts = 0
+local r = redis.call('HGET', KEYS[1], ARGV[1])
+if r then attempts = tonumber(string.match(r, '^(%d+) ')) or 0 end
+attempts = attempts + 1
+local wait = tonumber(ARGV[3]) * 2 ^ math.min(attempts - 1, 30)
+if wait > tonumber(ARGV[4]) then wait = tonumber(ARGV[4]) end
+local nextAt = tonumber(ARGV[2]) + wait
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%d %d', attempts, nextAt))
+return {attempts, nextAt}
+`)
+
+// releaseScript deletes the lease if it is still the caller's.
+//
+//	KEYS[1] lease
+//	ARGV[1] lease token
+//	returns 1 when released, 0 when the lease was gone or another's
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+// bookkeeping bounds the Redis writes that follow a delivery; they run even
+// after ctx ended, because a delivery left unrecorded would be repeated.
+const bookkeeping = 10 * time.Second
+
+// work takes a draft's lease and delivers one job to every recipient not yet
+// served and not backing off. Leaving early is always safe: the next tick, here
+// or on another replica, starts again from what Redis has recorded.
+func (s *Scheduler) work(ctx context.Context, j job) error {
+	token := rand.Text()
+	lease := leaseKey(j.draftID)
+	ok, err := s.rdb.SetNX(ctx, lease, token, s.cfg.LeaseTTL).Result()
+	if err != nil {
+		return fmt.Errorf("notify: digest %s %s: take lease: %w", j.draftID, j.name, err)
+	}
+	if !ok {
+		return nil // another replica is working on this draft
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeeping)
+		defer cancel()
+		if err := releaseScript.Run(rctx, s.rdb, []string{lease}, token).Err(); err != nil {
+			s.log.Warn("notify: release digest lease; it will expire", "draft", j.draftID, "err", err)
+		}
+	}()
+
+	d, err := s.drafts.Get(ctx, j.draftID)
+	if errors.Is(err, drafts.ErrNotFound) && !j.final() {
+		s.log.Warn("notify: interim digest of an unknown draft dropped", "draft", j.draftID, "job", j.name)
+		return s.rdb.ZRem(ctx, interimKey, j.member).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("notify: digest %s %s: %w", j.draftID, j.name, err)
+	}
+	ready, waiting, err := s.outstanding(ctx, j, uniqueRecipients(d.DigestRecipients))
+	if err != nil {
+		return err
+	}
+	if len(ready) == 0 {
+		if waiting {
+			return nil
+		}
+		// Every recipient recorded, the mark not yet: a replica stopped between.
+		return s.markDone(ctx, j)
+	}
+	if j.final() {
+		closed, err := s.comments.WindowClosed(ctx, d.ID)
+		if err != nil {
+			return fmt.Errorf("notify: digest %s: %w", d.ID, err)
+		}
+		if !closed {
+			// Our clock says closed, Redis's does not yet: it decides.
+			s.log.Debug("notify: digest waits for the window to close by Redis's clock", "draft", d.ID)
+			return nil
+		}
+		// Every receipt issued must appear in the digest (REC-RECEIPTS), so wait
+		// until the intake workers have processed everything queued in time.
+		counts, err := s.comments.Counts(ctx, d.ID)
+		if err != nil {
+			return fmt.Errorf("notify: digest %s: %w", d.ID, err)
+		}
+		if !counts.Settled() {
+			s.log.Debug("notify: digest waits for queued comments", "draft", d.ID,
+				"submitted", counts.Submitted, "accepted", counts.Accepted, "rejected", counts.Rejected)
+			return nil
+		}
+	}
+	cs, err := s.comments.All(ctx, d.ID)
+	if err != nil {
+		return fmt.Errorf("notify: digest %s %s: %w", d.ID, j.name, err)
+	}
+	r, err := Build(d, cs, Options{
+		Audience:    Bureau,
+		Interim:     !j.final(),
+		Location:    s.cfg.Location,
+		BaseURL:     s.cfg.BaseURL,
+		GeneratedAt: s.cfg.Now(),
+	}).Render()
+	if err != nil {
+		return err
+	}
+
+	complete := !waiting
+	for _, rcpt := range ready {
+		if ctx.Err() != nil {
+			return nil
+		}
+		state, err := claimScript.Run(ctx, s.rdb,
+			[]string{lease, sentKey(d.ID, j.name), retryKey(d.ID, j.name)},
+			token, s.cfg.LeaseTTL.Milliseconds(), rcpt, s.cfg.Now().UnixMilli()).Text()
+		if err != nil {
+			return fmt.Errorf("notify: digest %s %s: claim %s: %w", d.ID, j.name, rcpt, err)
+		}
+		switch state {
+		case "SENT":
+			continue
+		case "WAIT":
+			complete = false
+			continue
+		case "LOST":
+			s.log.Warn("notify: digest lease lost; leaving the draft to the replica that holds it", "draft", d.ID, "job", j.name)
+			return nil
+		}
+		sent, err := s.deliver(ctx, j, r, rcpt)
+		if err != nil {
+			return err
+		}
+		if !sent {
+			complete = false
+		}
+	}
+	if !complete {
+		return nil
+	}
+	return s.markDone(ctx, j)
+}
+
+// outstanding reads what Redis has recorded of a job: the recipients that may be
+// sent to now, and whether others are backing off. It is a cheap look that spares
+// reading every comment and rendering while nothing can be sent; each delivery
+// is still decided, atomically, by claimScript.
+func (s *Scheduler) outstanding(ctx context.Context, j job, recipients []string) (ready []string, waiting bool, err error) {
+	pipe := s.rdb.Pipeline()
+	sentCmd := pipe.HGetAll(ctx, sentKey(j.draftID, j.name))
+	retryCmd := pipe.HGetAll(ctx, retryKey(j.draftID, j.name))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, false, fmt.Errorf("notify: digest %s %s: read deliveries: %w", j.draftID, j.name, err)
+	}
+	sent, retry := sentCmd.Val(), retryCmd.Val()
+	now := s.cfg.Now().UnixMilli()
+	for _, r := range recipients {
+		if _, ok := sent[r]; ok {
+			continue
+		}
+		if f := strings.Fields(retry[r]); len(f) == 2 {
+			if next, err := strconv.ParseInt(f[1], 10, 64); err == nil && next > now {
+				waiting = true
+				continue
+			}
+		}
+		ready = append(ready, r)
+	}
+	return ready, waiting, nil
+}
+
+// markDone records that a job reached every recipient.
+func (s *Scheduler) markDone(ctx context.Context, j job) error {
+	var err error
+	if j.final() {
+		err = s.rdb.SAdd(ctx, doneKey, j.draftID).Err()
+	} else {
+		err = s.rdb.ZRem(ctx, interimKey, j.member).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("notify: digest %s %s: mark done: %w", j.draftID, j.name, err)
+	}
+	s.log.Info("notify: digest delivered to every recipient", "draft", j.draftID, "job", j.name)
+	return nil
+}
+
+// deliver sends the digest to one recipient and records the outcome: sent, or
+// failed with the time of the next attempt. It reports whether the delivery was
+// recorded, and returns an error only when the outcome could not be recorded.
+func (s *Scheduler) deliver(ctx context.Context, j job, r Rendered, rcpt string) (bool, error) {
+	id, err := MessageID(j.draftID, j.name, rcpt, s.cfg.From)
+	if err != nil {
+		return false, err
+	}
+	e := r.Email(s.cfg.From, rcpt, id, s.cfg.Now().In(s.cfg.Location))
+	// The delivery under way is let finish when ctx ends (see Run): abandoning it
+	// after the server took the message would leave it unrecorded, to be repeated.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.SendTimeout)
+	sendErr := s.mailer.Send(sctx, e)
+	cancel()
+
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeeping)
+	defer rcancel()
+	if sendErr != nil {
+		s.failed.Add(1)
+		res, err := failScript.Run(rctx, s.rdb, []string{retryKey(j.draftID, j.name)},
+			rcpt, s.cfg.Now().UnixMilli(), s.cfg.RetryBase.Milliseconds(), s.cfg.RetryMax.Milliseconds()).Int64Slice()
+		if err != nil || len(res) != 2 {
+			s.log.Error("notify: digest send failed", "draft", j.draftID, "job", j.name, "recipient", rcpt, "err", sendErr)
+			return false, fmt.Errorf("notify: digest %s %s: record failure for %s: %w", j.draftID, j.name, rcpt, err)
+		}
+		s.log.Warn("notify: digest send failed", "draft", j.draftID, "job", j.name, "recipient", rcpt,
+			"attempt", res[0], "next_attempt", time.UnixMilli(res[1]).In(s.cfg.Location).Format(time.RFC3339), "err", sendErr)
+		return false, nil
+	}
+	s.sent.Add(1)
+	if err := recordScript.Run(rctx, s.rdb, []string{sentKey(j.draftID, j.name), retryKey(j.draftID, j.name)},
+		rcpt, s.cfg.Now().UTC().Format(time.RFC3339Nano)).Err(); err != nil {
+		s.log.Error("notify: digest sent but not recorded; it will be sent again with the same Message-ID",
+			"draft", j.draftID, "job", j.name, "recipient", rcpt, "message_id", id, "err", err)
+		return false, fmt.Errorf("notify: digest %s %s: record delivery to %s: %w", j.draftID, j.name, rcpt, err)
+	}
+	s.log.Info("notify: digest sent", "draft", j.draftID, "job", j.name, "recipient", rcpt, "message_id", id)
+	return true, nil
+}
+
+// uniqueRecipients drops blank and repeated addresses (compared without case),
+// keeping the first spelling: two spellings of one mailbox get one message.
+func uniqueRecipients(rs []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range rs {
+		r = strings.TrimSpace(r)
+		k := strings.ToLower(r)
+		if r == "" || seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, r)
+	}
+	return out
+}
