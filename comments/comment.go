@@ -71,7 +71,7 @@ type Receipt struct {
 	DraftID    string    `json:"draft_id"`
 	Section    string    `json:"section"`
 	ReceivedAt time.Time `json:"received_at"`
-	// SHA256 is the hex digest of the comment as recorded (see Comment.Digest).
+	// SHA256 is the hex digest of the comment as recorded (see Digest).
 	SHA256 string `json:"sha256"`
 }
 
@@ -87,6 +87,7 @@ type Comment struct {
 	PublishName bool      `json:"publish_name"`
 	ReceivedAt  time.Time `json:"received_at"`
 	SHA256      string    `json:"sha256"`
+	Status      Status    `json:"status"`
 }
 
 // ReceiptStatus is what anyone holding a receipt code may look up: no personal data.

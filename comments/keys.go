@@ -5,6 +5,8 @@ import "consult/drafts"
 // Per-draft keys carry the draft's hash tag {id} (see drafts/keys.go), so the intake
 // and processing scripts touch keys of a single Cluster slot.
 
+// intakeStream is the record of every comment on a draft, in the order Redis
+// received them. Entries are acknowledged once settled but never trimmed.
 func intakeStream(id string) string { return "consult:{" + id + "}:intake" }
 func deadStream(id string) string   { return "consult:{" + id + "}:dead" }
 func idemKey(id, key string) string { return "consult:{" + id + "}:idem:" + key }

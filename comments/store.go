@@ -34,11 +34,16 @@ type Store struct {
 
 	accepted, rejected atomic.Int64
 	active             sync.Map // draft id -> struct{}: already in activeSet
+	batch              *batcher
 }
+
+// intakeLanes is how many intake pipelines may be in flight at once, and
+// intakeBatch the most scripts one of them carries.
+const intakeLanes, intakeBatch = 4, 128
 
 // NewStore returns a Store on rdb, which it never dials itself.
 func NewStore(rdb redis.UniversalClient, ds draftSource) *Store {
-	return &Store{rdb: rdb, drafts: ds, IdempotencyTTL: 24 * time.Hour}
+	return &Store{rdb: rdb, drafts: ds, IdempotencyTTL: 24 * time.Hour, batch: newBatcher(rdb, intakeLanes, intakeBatch)}
 }
 
 // submitScript issues a receipt for one comment if the window is open, deciding by
@@ -46,11 +51,11 @@ func NewStore(rdb redis.UniversalClient, ds draftSource) *Store {
 // decide.
 //
 //	KEYS[1] draft hash, KEYS[2] idempotency key, KEYS[3] intake stream,
-//	KEYS[4] receipts hash, KEYS[5] counts hash
+//	KEYS[4] receipts hash
 //	ARGV[1] idempotency TTL (s), ARGV[2] comment JSON, ARGV[3] code,
 //	ARGV[4] sha256, ARGV[5] content hash, ARGV[6] "1" when an idempotency key is given,
 //	ARGV[7] section anchor
-//	returns "code|received_ms|sha256|content hash" (the first one on a retry)
+//	returns received_ms, or on a retry the first "code|received_ms|sha256|content hash"
 //	| error "NOT_FOUND" | "WINDOW_NOT_OPEN" | "WINDOW_CLOSED"
 var submitScript = redis.NewScript(`
 if ARGV[6] == '1' then
@@ -65,10 +70,10 @@ if now < tonumber(w[1]) then return redis.error_reply('WINDOW_NOT_OPEN') end
 if now >= tonumber(w[2]) then return redis.error_reply('WINDOW_CLOSED') end
 redis.call('XADD', KEYS[3], '*', 'code', ARGV[3], 'recv', now, 'sha', ARGV[4], 'c', ARGV[2])
 redis.call('HSET', KEYS[4], ARGV[3], 'queued|' .. now .. '|' .. ARGV[4] .. '|' .. ARGV[7])
-redis.call('HINCRBY', KEYS[5], 'submitted', 1)
-local r = ARGV[3] .. '|' .. now .. '|' .. ARGV[4] .. '|' .. ARGV[5]
-if ARGV[6] == '1' then redis.call('SET', KEYS[2], r, 'EX', ARGV[1]) end
-return r
+if ARGV[6] == '1' then
+  redis.call('SET', KEYS[2], ARGV[3] .. '|' .. now .. '|' .. ARGV[4] .. '|' .. ARGV[5], 'EX', ARGV[1])
+end
+return now
 `)
 
 // windowScript tells whether the window is closed by the Redis server's clock.
@@ -84,10 +89,11 @@ if now >= tonumber(c) then return 1 end
 return 0
 `)
 
-// record is the comment as written into the intake stream; its SHA-256 is the
-// receipt's. The received time is not in it: Redis stamps that inside the script.
+// record is the comment as written into the intake stream, which is the durable
+// record of every comment: workers settle entries, they never copy or trim them.
+// The code and the received time sit beside it in the entry: the code is chosen
+// before the script runs and the time is Redis's, stamped inside it.
 type record struct {
-	Code        string   `json:"code"`
 	DraftID     string   `json:"draft_id"`
 	Section     string   `json:"section"`
 	Body        string   `json:"body"`
@@ -95,6 +101,16 @@ type record struct {
 	Contact     string   `json:"contact,omitempty"`
 	Category    Category `json:"category"`
 	PublishName bool     `json:"publish_name"`
+}
+
+// Digest is the receipt's SHA-256: of the code, a newline and the comment's JSON as
+// recorded in the intake stream, so that a receipt binds its code to the exact text.
+func Digest(code string, payload []byte) string {
+	h := sha256.New()
+	h.Write([]byte(code))
+	h.Write([]byte{'\n'})
+	h.Write(payload)
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Submit validates a submission and queues it durably. The receipt is returned only
@@ -114,16 +130,14 @@ func (s *Store) Submit(ctx context.Context, sub Submission) (Receipt, error) {
 	if err != nil {
 		return Receipt{}, fmt.Errorf("comments: submit %s: %w", d.ID, err)
 	}
-	rec := record{Code: code, DraftID: d.ID, Section: sub.Section, Body: sub.Body, Name: sub.Name,
-		Contact: sub.Contact, Category: sub.Category, PublishName: sub.PublishName}
-	payload, err := json.Marshal(rec)
+	payload, err := json.Marshal(record{DraftID: d.ID, Section: sub.Section, Body: sub.Body, Name: sub.Name,
+		Contact: sub.Contact, Category: sub.Category, PublishName: sub.PublishName})
 	if err != nil {
 		return Receipt{}, fmt.Errorf("comments: submit %s: %w", d.ID, err)
 	}
-	sum := sha256.Sum256(payload)
-	rec.Code = ""
-	content, _ := json.Marshal(rec) // the same comment without its code: what a retry must repeat
-	csum := sha256.Sum256(content)
+	// A retry with the same idempotency key must repeat the same comment; the code
+	// differs on each attempt, so the check is on the payload alone.
+	csum := sha256.Sum256(payload)
 	contentHash := hex.EncodeToString(csum[:8])
 
 	if _, seen := s.active.Load(d.ID); !seen {
@@ -138,8 +152,10 @@ func (s *Store) Submit(ctx context.Context, sub Submission) (Receipt, error) {
 	if sub.IdempotencyKey != "" {
 		useIdem = "1"
 	}
-	keys := []string{draftHash(d.ID), idemKey(d.ID, sub.IdempotencyKey), intakeStream(d.ID), receiptsHash(d.ID), countsHash(d.ID)}
-	res, err := submitScript.Run(ctx, s.rdb, keys, int(s.IdempotencyTTL/time.Second), payload, code, hex.EncodeToString(sum[:]), contentHash, useIdem, sub.Section).Text()
+	keys := []string{draftHash(d.ID), idemKey(d.ID, sub.IdempotencyKey), intakeStream(d.ID), receiptsHash(d.ID)}
+	sha := Digest(code, payload)
+	s.batch.start(intakeLanes)
+	res, err := s.batch.run(ctx, keys, int(s.IdempotencyTTL/time.Second), payload, code, sha, contentHash, useIdem, sub.Section)
 	if err != nil {
 		switch {
 		case isScriptError(err, "WINDOW_CLOSED"):
@@ -153,6 +169,11 @@ func (s *Store) Submit(ctx context.Context, sub Submission) (Receipt, error) {
 		}
 		return Receipt{}, fmt.Errorf("comments: submit %s: %w", d.ID, err)
 	}
+	if ms, err := strconv.ParseInt(res, 10, 64); err == nil {
+		s.accepted.Add(1)
+		return Receipt{Code: code, DraftID: d.ID, Section: sub.Section, ReceivedAt: time.UnixMilli(ms).UTC(), SHA256: sha}, nil
+	}
+	// A retry: the first receipt, if the comment is the same.
 	parts := strings.Split(res, "|")
 	if len(parts) != 4 {
 		return Receipt{}, fmt.Errorf("comments: submit %s: unexpected reply %q", d.ID, res)
@@ -161,9 +182,6 @@ func (s *Store) Submit(ctx context.Context, sub Submission) (Receipt, error) {
 		return Receipt{}, ErrIdempotencyMismatch
 	}
 	ms, _ := strconv.ParseInt(parts[1], 10, 64)
-	if parts[0] == code {
-		s.accepted.Add(1)
-	}
 	return Receipt{Code: parts[0], DraftID: d.ID, Section: sub.Section, ReceivedAt: time.UnixMilli(ms).UTC(), SHA256: parts[2]}, nil
 }
 
@@ -206,7 +224,17 @@ func (s *Store) Counts(ctx context.Context, draftID string) (Counts, error) {
 }
 
 func readCounts(ctx context.Context, rdb redis.UniversalClient, draftID string) (Counts, error) {
-	v, err := rdb.HMGet(ctx, countsHash(draftID), "submitted", "accepted", "rejected").Result()
+	// Every entry of the intake stream is a receipt issued (or, rarely, something
+	// else that workers dead-letter and count as rejected), so its length is the
+	// number submitted: one write fewer per comment.
+	var xlen *redis.IntCmd
+	var hm *redis.SliceCmd
+	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		xlen = p.XLen(ctx, intakeStream(draftID))
+		hm = p.HMGet(ctx, countsHash(draftID), "accepted", "rejected")
+		return nil
+	})
+	v := hm.Val()
 	if err != nil {
 		return Counts{}, fmt.Errorf("comments: counts %s: %w", draftID, err)
 	}
@@ -215,7 +243,7 @@ func readCounts(ctx context.Context, rdb redis.UniversalClient, draftID string) 
 		i, _ := strconv.ParseInt(str, 10, 64)
 		return i
 	}
-	return Counts{Submitted: n(v[0]), Accepted: n(v[1]), Rejected: n(v[2])}, nil
+	return Counts{Submitted: xlen.Val(), Accepted: n(v[0]), Rejected: n(v[1])}, nil
 }
 
 // WindowClosed reports whether the draft's window is closed by the Redis server's
@@ -231,65 +259,81 @@ func (s *Store) WindowClosed(ctx context.Context, draftID string) (bool, error) 
 	return n == 1, nil
 }
 
-// Page returns up to limit stored comments from offset, in the order they were
-// processed, and the total stored.
-func (s *Store) Page(ctx context.Context, draftID string, offset, limit int64) ([]Comment, int64, error) {
-	total, err := s.rdb.LLen(ctx, orderList(draftID)).Result()
+// Page returns up to limit comments received after the stream position after
+// ("" = from the start), in the order Redis received them, each with its status,
+// and the position to continue from ("" when there is no more).
+func (s *Store) Page(ctx context.Context, draftID, after string, limit int64) ([]Comment, string, error) {
+	start := "-"
+	if after != "" {
+		if !validStreamID(after) {
+			return nil, "", ErrBadCursor
+		}
+		start = "(" + after
+	}
+	msgs, err := s.rdb.XRangeN(ctx, intakeStream(draftID), start, "+", limit).Result()
 	if err != nil {
-		return nil, 0, fmt.Errorf("comments: page %s: %w", draftID, err)
+		return nil, "", fmt.Errorf("comments: page %s: %w", draftID, err)
 	}
-	if limit <= 0 || offset >= total {
-		return []Comment{}, total, nil
+	cs := make([]Comment, 0, len(msgs))
+	codes := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		c, reason := decode(draftID, m)
+		if reason != "" {
+			continue // not a comment (dead-lettered when a worker saw it)
+		}
+		cs = append(cs, c)
+		codes = append(codes, c.Code)
 	}
-	codes, err := s.rdb.LRange(ctx, orderList(draftID), offset, offset+limit-1).Result()
-	if err != nil {
-		return nil, 0, fmt.Errorf("comments: page %s: %w", draftID, err)
+	if len(codes) > 0 {
+		st, err := s.rdb.HMGet(ctx, receiptsHash(draftID), codes...).Result()
+		if err != nil {
+			return nil, "", fmt.Errorf("comments: page %s: %w", draftID, err)
+		}
+		for i, v := range st {
+			str, _ := v.(string)
+			status, _, _ := strings.Cut(str, "|")
+			cs[i].Status = Status(status)
+		}
 	}
-	cs, err := s.get(ctx, draftID, codes)
-	return cs, total, err
+	next := ""
+	if int64(len(msgs)) == limit && limit > 0 {
+		next = msgs[len(msgs)-1].ID
+	}
+	return cs, next, nil
 }
 
-// All returns every stored comment of a draft in the order received.
+// All returns every accepted comment of a draft in the order received.
 func (s *Store) All(ctx context.Context, draftID string) ([]Comment, error) {
-	const batch = 1000
 	var out []Comment
-	for off := int64(0); ; off += batch {
-		cs, total, err := s.Page(ctx, draftID, off, batch)
+	after := ""
+	for {
+		cs, next, err := s.Page(ctx, draftID, after, 1000)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, cs...)
-		if off+batch >= total {
-			break
+		for _, c := range cs {
+			if c.Status == StatusAccepted {
+				out = append(out, c)
+			}
 		}
+		if next == "" {
+			return out, nil
+		}
+		after = next
 	}
-	// Workers may store in a slightly different order than Redis received; the
-	// digest and the record list comments by receipt time.
-	sortByReceived(out)
-	return out, nil
 }
 
-func (s *Store) get(ctx context.Context, draftID string, codes []string) ([]Comment, error) {
-	if len(codes) == 0 {
-		return []Comment{}, nil
+// ErrBadCursor is a pagination position that is not a stream id.
+var ErrBadCursor = errors.New("comments: bad page cursor")
+
+func validStreamID(id string) bool {
+	ms, seq, ok := strings.Cut(id, "-")
+	if !ok {
+		return false
 	}
-	vals, err := s.rdb.HMGet(ctx, commentsHash(draftID), codes...).Result()
-	if err != nil {
-		return nil, fmt.Errorf("comments: get %s: %w", draftID, err)
-	}
-	out := make([]Comment, 0, len(vals))
-	for i, v := range vals {
-		str, ok := v.(string)
-		if !ok {
-			return nil, fmt.Errorf("comments: get %s: comment %s listed but missing", draftID, codes[i])
-		}
-		var c Comment
-		if err := json.Unmarshal([]byte(str), &c); err != nil {
-			return nil, fmt.Errorf("comments: get %s: decode %s: %w", draftID, codes[i], err)
-		}
-		out = append(out, c)
-	}
-	return out, nil
+	_, err1 := strconv.ParseUint(ms, 10, 64)
+	_, err2 := strconv.ParseUint(seq, 10, 64)
+	return err1 == nil && err2 == nil
 }
 
 // Crockford's base32: no I, L, O, U, so a code read aloud or retyped survives.

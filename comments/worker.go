@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,41 +15,44 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// storeScript stores one queued comment and acknowledges its stream entry, in one
-// step: an entry is never acknowledged without its comment stored, and a comment
-// delivered twice is stored once.
+// settleScript marks a batch of queued comments accepted and acknowledges their
+// entries, in one step: an entry is never acknowledged before its receipt says
+// accepted, and an entry delivered twice is counted once. The comment itself stays
+// in the intake stream, which is its record.
 //
-//	KEYS[1] comments hash, KEYS[2] order list, KEYS[3] receipts hash,
-//	KEYS[4] counts hash, KEYS[5] intake stream
-//	ARGV[1] group, ARGV[2] entry id, ARGV[3] code, ARGV[4] comment JSON, ARGV[5] received_ms
-//	returns 1 stored | 0 already stored
-var storeScript = redis.NewScript(`
-local stored = 0
-if redis.call('HSETNX', KEYS[1], ARGV[3], ARGV[4]) == 1 then
-  redis.call('RPUSH', KEYS[2], ARGV[3])
-  local cur = redis.call('HGET', KEYS[3], ARGV[3]) or ('queued|' .. ARGV[5] .. '||')
-  redis.call('HSET', KEYS[3], ARGV[3], 'accepted' .. string.match(cur, '^%a+(|.*)$'))
-  redis.call('HINCRBY', KEYS[4], 'accepted', 1)
-  stored = 1
+//	KEYS[1] receipts hash, KEYS[2] counts hash, KEYS[3] intake stream
+//	ARGV[1] group, then pairs of entry id and code
+//	returns the number newly accepted
+var settleScript = redis.NewScript(`
+local ids, n = {}, 0
+for i = 2, #ARGV, 2 do
+  ids[#ids + 1] = ARGV[i]
+  local cur = redis.call('HGET', KEYS[1], ARGV[i + 1])
+  if cur and string.sub(cur, 1, 7) == 'queued|' then
+    redis.call('HSET', KEYS[1], ARGV[i + 1], 'accepted' .. string.sub(cur, 7))
+    n = n + 1
+  end
 end
-redis.call('XACK', KEYS[5], ARGV[1], ARGV[2])
-return stored
+if n > 0 then redis.call('HINCRBY', KEYS[2], 'accepted', n) end
+if #ids > 0 then redis.call('XACK', KEYS[3], ARGV[1], unpack(ids)) end
+return n
 `)
 
 // deadScript moves a poison entry to the dead-letter stream with the reason, marks
-// its receipt rejected (if it had one still queued), and acknowledges it.
+// its receipt rejected (if it had one still queued), counts it rejected (every
+// stream entry counts once as accepted or rejected: see Counts), and acknowledges it.
 //
 //	KEYS[1] dead stream, KEYS[2] receipts hash, KEYS[3] counts hash, KEYS[4] intake stream
 //	ARGV[1] group, ARGV[2] entry id, ARGV[3] code (may be empty), ARGV[4] reason,
 //	ARGV[5] the entry's fields as JSON
 //	returns 1
 var deadScript = redis.NewScript(`
-if ARGV[3] ~= '' then
-  local cur = redis.call('HGET', KEYS[2], ARGV[3])
-  if cur and string.sub(cur, 1, 7) == 'queued|' then
-    redis.call('HSET', KEYS[2], ARGV[3], 'rejected' .. string.sub(cur, 7))
-    redis.call('HINCRBY', KEYS[3], 'rejected', 1)
-  end
+local cur = ARGV[3] ~= '' and redis.call('HGET', KEYS[2], ARGV[3])
+if not cur then
+  redis.call('HINCRBY', KEYS[3], 'rejected', 1)
+elseif string.sub(cur, 1, 7) == 'queued|' then
+  redis.call('HSET', KEYS[2], ARGV[3], 'rejected' .. string.sub(cur, 7))
+  redis.call('HINCRBY', KEYS[3], 'rejected', 1)
 end
 redis.call('XADD', KEYS[1], '*', 'entry', ARGV[2], 'code', ARGV[3], 'reason', ARGV[4], 'fields', ARGV[5])
 redis.call('XACK', KEYS[4], ARGV[1], ARGV[2])
@@ -127,7 +129,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			return nil
 		case <-timer.C:
 		}
-		n, err := w.round(ctx, w.cfg.Now().Sub(lastClaim) >= w.cfg.ClaimEvery)
+		full, err := w.round(ctx, w.cfg.Now().Sub(lastClaim) >= w.cfg.ClaimEvery)
 		if err != nil && ctx.Err() == nil {
 			if errors.Is(err, errStopped) {
 				return err
@@ -137,7 +139,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		if w.cfg.Now().Sub(lastClaim) >= w.cfg.ClaimEvery {
 			lastClaim = w.cfg.Now()
 		}
-		if n > 0 {
+		// Straight on only while batches come back full (a backlog); otherwise wait,
+		// so that reads stay batched under a steady load instead of spinning on a
+		// few entries each, which costs Redis more than the intake itself.
+		if full {
 			timer.Reset(0)
 		} else {
 			timer.Reset(w.cfg.Poll)
@@ -148,22 +153,22 @@ func (w *Worker) Run(ctx context.Context) error {
 var errStopped = errors.New("comments: worker stopped by hook")
 
 // round reads every active stream once (and claims stale entries when claim is set)
-// and returns how many entries it handled.
-func (w *Worker) round(ctx context.Context, claim bool) (int, error) {
+// and reports whether any read came back full, i.e. more may be waiting.
+func (w *Worker) round(ctx context.Context, claim bool) (bool, error) {
 	ids, err := w.rdb.ZRange(ctx, activeSet, 0, -1).Result()
 	if err != nil {
-		return 0, fmt.Errorf("comments: worker: active: %w", err)
+		return false, fmt.Errorf("comments: worker: active: %w", err)
 	}
-	total := 0
+	full := false
 	for _, id := range ids {
 		if err := w.ensureGroup(ctx, id); err != nil {
-			return total, err
+			return full, err
 		}
 		var msgs []redis.XMessage
 		if claim {
 			msgs, err = w.claim(ctx, id)
 			if err != nil {
-				return total, err
+				return full, err
 			}
 		}
 		streams, err := w.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
@@ -171,20 +176,20 @@ func (w *Worker) round(ctx context.Context, claim bool) (int, error) {
 			Count: w.cfg.Batch, Block: -1,
 		}).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
-			return total, fmt.Errorf("comments: worker: read %s: %w", id, err)
+			return full, fmt.Errorf("comments: worker: read %s: %w", id, err)
 		}
 		for _, st := range streams {
 			msgs = append(msgs, st.Messages...)
 		}
 		if err := w.process(ctx, id, msgs); err != nil {
-			return total, err
+			return full, err
 		}
-		total += len(msgs)
+		full = full || int64(len(msgs)) >= w.cfg.Batch
 		if len(msgs) == 0 && claim {
 			w.retire(ctx, id)
 		}
 	}
-	return total, nil
+	return full, nil
 }
 
 func (w *Worker) ensureGroup(ctx context.Context, id string) error {
@@ -236,82 +241,76 @@ func (w *Worker) claim(ctx context.Context, id string) ([]redis.XMessage, error)
 	return keep, nil
 }
 
-// process stores a batch of entries in one pipeline: one round trip per batch.
+// process settles a batch of entries with one script call: one round trip per
+// batch, and no copy of the comment (the stream keeps it).
 func (w *Worker) process(ctx context.Context, id string, msgs []redis.XMessage) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	keys := []string{commentsHash(id), orderList(id), receiptsHash(id), countsHash(id), intakeStream(id)}
 	now := w.cfg.Now()
 	var newest int64
-	var args [][]any
+	args := make([]any, 0, 1+2*len(msgs))
+	args = append(args, group)
 	for _, m := range msgs {
 		if w.beforeAck != nil {
 			if err := w.beforeAck(m.ID); err != nil {
 				return errStopped
 			}
 		}
-		c, reason := decode(id, m)
+		code, ms, reason := check(id, m)
 		if reason != "" {
 			if err := w.dead(ctx, id, m, reason); err != nil {
 				return err
 			}
 			continue
 		}
-		b, err := json.Marshal(c)
-		if err != nil {
-			return fmt.Errorf("comments: worker: encode %s: %w", c.Code, err)
-		}
-		ms := c.ReceivedAt.UnixMilli()
 		newest = max(newest, ms)
-		args = append(args, []any{group, m.ID, c.Code, b, ms})
+		args = append(args, m.ID, code)
 	}
-	if len(args) == 0 {
+	if len(args) == 1 {
 		return nil
 	}
-	run := func() error {
-		_, err := w.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, a := range args {
-				storeScript.EvalSha(ctx, p, keys, a...)
-			}
-			return nil
-		})
-		return err
+	keys := []string{receiptsHash(id), countsHash(id), intakeStream(id)}
+	if err := settleScript.Run(ctx, w.rdb, keys, args...).Err(); err != nil {
+		return fmt.Errorf("comments: worker: settle %s: %w", id, err)
 	}
-	err := run()
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		// First use on this server (or a restarted one): load the script and run the
-		// batch again; the script is idempotent, so nothing is stored twice.
-		if err := storeScript.Load(ctx, w.rdb).Err(); err != nil {
-			return fmt.Errorf("comments: worker: load script: %w", err)
-		}
-		err = run()
-	}
-	if err != nil {
-		return fmt.Errorf("comments: worker: store %s: %w", id, err)
-	}
-	w.processed.Add(int64(len(args)))
+	w.processed.Add(int64(len(args)-1) / 2)
 	w.lagMs.Store(max(0, now.UnixMilli()-newest))
 	return nil
 }
 
+// check says whether a stream entry is a comment the intake wrote, cheaply: the
+// intake built it, so a full decode belongs to reading, not to every settlement.
+func check(draftID string, m redis.XMessage) (code string, receivedMs int64, reason string) {
+	code, _ = m.Values["code"].(string)
+	payload, _ := m.Values["c"].(string)
+	recv, _ := m.Values["recv"].(string)
+	ms, err := strconv.ParseInt(recv, 10, 64)
+	if code == "" || payload == "" || err != nil {
+		return "", 0, "malformed entry: missing code, comment or receive time"
+	}
+	if _, _, ok := ParseCode(code); !ok {
+		return "", 0, "malformed entry: bad receipt code"
+	}
+	if !strings.Contains(payload, `"draft_id":"`+draftID+`"`) || !json.Valid([]byte(payload)) {
+		return "", 0, "malformed entry: comment JSON invalid or for another draft"
+	}
+	return code, ms, ""
+}
+
 // decode turns a stream entry into a comment, or says why it cannot be one.
 func decode(draftID string, m redis.XMessage) (Comment, string) {
-	str := func(k string) string { v, _ := m.Values[k].(string); return v }
-	code, payload := str("code"), str("c")
-	ms, err := strconv.ParseInt(str("recv"), 10, 64)
-	if code == "" || payload == "" || err != nil {
-		return Comment{}, "malformed entry: missing code, comment or receive time"
+	code, ms, reason := check(draftID, m)
+	if reason != "" {
+		return Comment{}, reason
 	}
 	var r record
-	if err := json.Unmarshal([]byte(payload), &r); err != nil {
-		return Comment{}, "malformed comment JSON: " + err.Error()
+	if err := json.Unmarshal([]byte(m.Values["c"].(string)), &r); err != nil || r.DraftID != draftID {
+		return Comment{}, "malformed comment JSON"
 	}
-	if r.Code != code || r.DraftID != draftID {
-		return Comment{}, "entry does not match its stream or code"
-	}
-	return Comment{Code: r.Code, DraftID: r.DraftID, Section: r.Section, Body: r.Body, Name: r.Name, Contact: r.Contact,
-		Category: r.Category, PublishName: r.PublishName, ReceivedAt: time.UnixMilli(ms).UTC(), SHA256: str("sha")}, ""
+	sha, _ := m.Values["sha"].(string)
+	return Comment{Code: code, DraftID: r.DraftID, Section: r.Section, Body: r.Body, Name: r.Name, Contact: r.Contact,
+		Category: r.Category, PublishName: r.PublishName, ReceivedAt: time.UnixMilli(ms).UTC(), SHA256: sha}, ""
 }
 
 func (w *Worker) dead(ctx context.Context, id string, m redis.XMessage, reason string) error {
@@ -335,8 +334,4 @@ func (w *Worker) retire(ctx context.Context, id string) {
 	if c, err := readCounts(ctx, w.rdb, id); err == nil && c.Settled() {
 		w.rdb.ZRem(ctx, activeSet, id)
 	}
-}
-
-func sortByReceived(cs []Comment) {
-	sort.SliceStable(cs, func(i, j int) bool { return cs[i].ReceivedAt.Before(cs[j].ReceivedAt) })
 }

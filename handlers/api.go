@@ -189,15 +189,10 @@ func (s *server) apiGetReceipt(c echo.Context) error {
 	return c.JSON(http.StatusOK, r)
 }
 
+// apiListComments pages through every comment in the order received, contacts
+// included (admin only). The cursor is opaque to clients: pass back "next".
 func (s *server) apiListComments(c echo.Context) error {
-	offset, limit := int64(0), int64(100)
-	if v := c.QueryParam("offset"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return fmt.Errorf("%w: offset must be a non-negative integer", errBadQuery)
-		}
-		offset = n
-	}
+	limit := int64(100)
 	if v := c.QueryParam("limit"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 || n > 1000 {
@@ -210,13 +205,13 @@ func (s *server) apiListComments(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	cs, total, err := s.Comments.Page(ctx, d.ID, offset, limit)
+	cs, next, err := s.Comments.Page(ctx, d.ID, c.QueryParam("after"), limit)
 	if err != nil {
 		return err
 	}
-	out := map[string]any{"comments": cs, "total": total, "offset": offset}
-	if next := offset + int64(len(cs)); next < total {
-		out["next_offset"] = next
+	out := map[string]any{"comments": cs}
+	if next != "" {
+		out["next"] = next
 	}
 	return c.JSON(http.StatusOK, out)
 }

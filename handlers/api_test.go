@@ -161,11 +161,28 @@ func TestAPIDraftLifecycle(t *testing.T) {
 	if res, _ := a.do(t, "GET", "/api/v1/drafts/open-one/comments", "", nil); res.StatusCode != 401 {
 		t.Fatalf("comments without token: %d", res.StatusCode)
 	}
+	// The admin listing pages with a cursor and shows contacts.
+	a.do(t, "POST", "/api/v1/drafts/open-one/comments", "", []byte(`{"body":"第二条意见"}`))
+	res, out = a.do(t, "GET", "/api/v1/drafts/open-one/comments?limit=1", apiToken, nil)
+	page, _ := out["comments"].([]any)
+	if res.StatusCode != 200 || len(page) != 1 || out["next"] == nil {
+		t.Fatalf("admin page 1: %d %v", res.StatusCode, out)
+	}
+	if first := page[0].(map[string]any); first["contact"] != "li@example.cn" || first["code"] != rc["code"] || first["status"] != "queued" {
+		t.Fatalf("admin comment: %v", first)
+	}
+	res, out = a.do(t, "GET", "/api/v1/drafts/open-one/comments?limit=1&after="+out["next"].(string), apiToken, nil)
+	if page, _ := out["comments"].([]any); res.StatusCode != 200 || len(page) != 1 || page[0].(map[string]any)["body"] != "第二条意见" {
+		t.Fatalf("admin page 2: %d %v", res.StatusCode, out)
+	}
+	if res, out := a.do(t, "GET", "/api/v1/drafts/open-one/comments?after=x", apiToken, nil); res.StatusCode != 400 {
+		t.Fatalf("bad cursor: %d %v", res.StatusCode, out)
+	}
 	if res, out := a.do(t, "POST", "/api/v1/drafts/later-one/comments", "", []byte(`{"body":"早"}`)); res.StatusCode != 409 || out["code"] != "window_not_open" {
 		t.Fatalf("upcoming: %d %v", res.StatusCode, out)
 	}
 	_, out = a.do(t, "GET", "/api/v1/drafts/open-one", "", nil)
-	if out["comment_count"] != 1.0 {
+	if out["comment_count"] != 2.0 {
 		t.Fatalf("comment_count: %v", out["comment_count"])
 	}
 	if res, _ := a.do(t, "GET", "/metrics", "", nil); res.StatusCode != 200 {

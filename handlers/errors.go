@@ -29,6 +29,9 @@ type fieldError struct{ Field, Msg string }
 
 func (e *fieldError) Error() string { return "handlers: " + e.Field + ": " + e.Msg }
 
+// statusClientClosed is nginx's convention for a request whose client hung up.
+const statusClientClosed = 499
+
 // problem is an RFC 9457 problem detail with a machine-readable code.
 type problem struct {
 	Type   string            `json:"type"`
@@ -61,7 +64,7 @@ func classify(err error) (status int, code string, fields map[string]string) {
 		return http.StatusBadRequest, "malformed_json", nil
 	case errors.Is(err, errBadUTF8):
 		return http.StatusBadRequest, "invalid_utf8", nil
-	case errors.Is(err, errBadQuery):
+	case errors.Is(err, errBadQuery), errors.Is(err, comments.ErrBadCursor):
 		return http.StatusBadRequest, "bad_query", nil
 	case errors.Is(err, comments.ErrIdempotencyMismatch):
 		return http.StatusUnprocessableEntity, "idempotency_key_reused", nil
@@ -91,6 +94,9 @@ func classify(err error) (status int, code string, fields map[string]string) {
 		if he.Code < 500 {
 			return he.Code, "bad_request", nil
 		}
+	case errors.Is(err, context.Canceled):
+		// The client went away before the answer: nothing to tell it, nothing to log.
+		return statusClientClosed, "client_closed", nil
 	case unavailable(err):
 		return http.StatusServiceUnavailable, "unavailable", nil
 	}
@@ -118,6 +124,10 @@ func (s *server) handleError(err error, c echo.Context) {
 		return
 	}
 	status, code, fields := classify(err)
+	if status == statusClientClosed {
+		c.Response().WriteHeader(status)
+		return
+	}
 	rid := c.Response().Header().Get(echo.HeaderXRequestID)
 	switch status {
 	case http.StatusInternalServerError:

@@ -24,7 +24,7 @@ type commentStore interface {
 	Submit(ctx context.Context, s comments.Submission) (comments.Receipt, error)
 	Lookup(ctx context.Context, code string) (comments.ReceiptStatus, error)
 	Counts(ctx context.Context, draftID string) (comments.Counts, error)
-	Page(ctx context.Context, draftID string, offset, limit int64) ([]comments.Comment, int64, error)
+	Page(ctx context.Context, draftID, after string, limit int64) ([]comments.Comment, string, error)
 }
 
 // digestRequester asks the notify scheduler for an interim digest.
