@@ -100,10 +100,15 @@ func printableASCII(s string) bool {
 }
 
 // needsClean is clean's fast path: a byte scan that finds nothing to remove in
-// almost every comment, so that the intake copies nothing.
+// almost every comment, so that the intake copies nothing. cleanLead marks the
+// bytes that may start something clean removes.
 func needsClean(v string, multiline bool) bool {
 	for i := 0; i < len(v); i++ {
-		switch b := v[i]; {
+		b := v[i]
+		if !cleanLead[b] {
+			continue
+		}
+		switch {
 		case b == '\n' || b == '\t':
 			if !multiline {
 				return true
@@ -120,3 +125,11 @@ func needsClean(v string, multiline bool) bool {
 	}
 	return false
 }
+
+var cleanLead = func() (t [256]bool) {
+	for b := 0; b < 0x20; b++ {
+		t[b] = true
+	}
+	t[0x7f], t[0xc2], t[0xe2], t[0xef] = true, true, true, true
+	return t
+}()

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -47,10 +48,17 @@ func (s *server) draftView(d drafts.Draft, count int64, full bool) draftJSON {
 // readJSON decodes a request body strictly: valid UTF-8 (the decoder would silently
 // replace bad bytes), no unknown fields, one value, and field types named on error.
 func readJSON(c echo.Context, dst any) error {
-	body, err := io.ReadAll(c.Request().Body)
-	if err != nil {
+	buf := bodyBufs.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 64<<10 {
+			buf.Reset()
+			bodyBufs.Put(buf)
+		}
+	}()
+	if _, err := buf.ReadFrom(c.Request().Body); err != nil {
 		return err // BodyLimit's 413 arrives here
 	}
+	body := buf.Bytes()
 	if !utf8.Valid(body) {
 		return errBadUTF8
 	}
@@ -75,6 +83,10 @@ func readJSON(c echo.Context, dst any) error {
 	}
 	return nil
 }
+
+// bodyBufs holds request-body buffers: the decoder copies what it keeps, so a
+// buffer is free again once a request is decoded.
+var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func jsonType(kind string) string {
 	switch kind {
@@ -178,7 +190,56 @@ func (s *server) apiSubmitComment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusAccepted, map[string]comments.Receipt{"receipt": r})
+	return c.JSONBlob(http.StatusAccepted, appendReceipt(make([]byte, 0, 256), r))
+}
+
+// appendReceipt writes {"receipt":{...}} without reflection: the intake answers
+// with it on every request, and encoding/json was a tenth of the intake's CPU. The
+// test compares it with encoding/json's output.
+func appendReceipt(b []byte, r comments.Receipt) []byte {
+	b = append(b, `{"receipt":{"code":`...)
+	b = appendJSONString(b, r.Code)
+	b = append(b, `,"draft_id":`...)
+	b = appendJSONString(b, r.DraftID)
+	b = append(b, `,"section":`...)
+	b = appendJSONString(b, r.Section)
+	b = append(b, `,"received_at":"`...)
+	b = r.ReceivedAt.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","sha256":`...)
+	b = appendJSONString(b, r.SHA256)
+	return append(b, "}}\n"...)
+}
+
+// appendJSONString quotes s as encoding/json does (with its HTML escaping).
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
 }
 
 func (s *server) apiGetReceipt(c echo.Context) error {

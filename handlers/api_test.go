@@ -291,3 +291,21 @@ func TestAPIRedisDown(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendReceipt: the hand-written encoding equals encoding/json's.
+func TestAppendReceipt(t *testing.T) {
+	for _, r := range []comments.Receipt{
+		{Code: "12-ABCDE-FGHJK", DraftID: "d-1", Section: "p1-i2", ReceivedAt: time.Date(2026, 11, 25, 8, 0, 0, 123e6, time.UTC), SHA256: "ab12"},
+		{Code: "a\"b\\c<d>&\u2028\x01\xff中文", DraftID: "", Section: "", ReceivedAt: time.Unix(0, 0).UTC()},
+	} {
+		want, err := json.Marshal(struct {
+			Receipt comments.Receipt `json:"receipt"`
+		}{r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendReceipt(nil, r); string(got) != string(want)+"\n" {
+			t.Errorf("appendReceipt:\n got %s\nwant %s", got, want)
+		}
+	}
+}
