@@ -62,8 +62,8 @@ return 1
 // WorkerConfig tunes a Worker; zero values take the defaults in brackets.
 type WorkerConfig struct {
 	Consumer      string        // this worker's name in the group (required, unique per process)
-	Batch         int64         // entries read per stream per round [200]
-	Poll          time.Duration // wait when every stream was empty [50ms]
+	Batch         int64         // entries read per stream per round [500]
+	Poll          time.Duration // wait when no read came back full [100ms]
 	ClaimEvery    time.Duration // how often to look for entries a dead worker left [5s]
 	ClaimIdle     time.Duration // how long an entry must be pending to be claimed [30s]
 	MaxDeliveries int64         // deliveries before an entry is dead-lettered [5]
@@ -88,10 +88,10 @@ type Worker struct {
 // NewWorker returns a Worker on rdb.
 func NewWorker(rdb redis.UniversalClient, cfg WorkerConfig) *Worker {
 	if cfg.Batch <= 0 {
-		cfg.Batch = 200
+		cfg.Batch = 500
 	}
 	if cfg.Poll <= 0 {
-		cfg.Poll = 50 * time.Millisecond
+		cfg.Poll = 100 * time.Millisecond
 	}
 	if cfg.ClaimEvery <= 0 {
 		cfg.ClaimEvery = 5 * time.Second

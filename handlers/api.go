@@ -163,16 +163,11 @@ func (s *server) apiListDrafts(c echo.Context) error {
 }
 
 func (s *server) apiGetDraft(c echo.Context) error {
-	ctx := c.Request().Context()
-	d, err := s.Drafts.Get(ctx, c.Param("id"))
+	d, n, err := s.draftAndCount(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return err
 	}
-	n, err := s.Comments.Counts(ctx, d.ID)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, s.draftView(d, n.Submitted, true))
+	return c.JSON(http.StatusOK, s.draftView(d, n, true))
 }
 
 func (s *server) apiSubmitComment(c echo.Context) error {

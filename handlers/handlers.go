@@ -64,3 +64,16 @@ type Config struct {
 	// Secure marks cookies Secure (serve behind HTTPS).
 	Secure bool
 }
+
+// draftAndCount returns a draft and the number of comments it has received.
+func (s *server) draftAndCount(ctx context.Context, id string) (drafts.Draft, int64, error) {
+	d, err := s.Drafts.Get(ctx, id)
+	if err != nil {
+		return drafts.Draft{}, 0, err
+	}
+	n, err := s.Comments.Counts(ctx, d.ID)
+	if err != nil {
+		return drafts.Draft{}, 0, err
+	}
+	return d, n.Submitted, nil
+}

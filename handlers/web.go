@@ -205,12 +205,7 @@ type draftData struct {
 }
 
 func (s *server) draftPage(c echo.Context) error {
-	ctx := c.Request().Context()
-	d, err := s.Drafts.Get(ctx, c.Param("id"))
-	if err != nil {
-		return err
-	}
-	n, err := s.Comments.Counts(ctx, d.ID)
+	d, n, err := s.draftAndCount(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -219,7 +214,7 @@ func (s *server) draftPage(c echo.Context) error {
 	st := d.StatusAt(now)
 	v.Title = d.Title
 	v.Page = draftData{D: d, Status: st, Open: st == drafts.StatusOpen, Upcoming: st == drafts.StatusUpcoming,
-		Count: n.Submitted, Sections: sectionViews(v.tr, d.Sections)}
+		Count: n, Sections: sectionViews(v.tr, d.Sections)}
 	return s.render(c, http.StatusOK, "draft", v)
 }
 

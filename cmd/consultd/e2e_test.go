@@ -291,13 +291,39 @@ func TestEndToEndOnCluster(t *testing.T) {
 	if len(distinct) != 45 {
 		t.Fatalf("%d distinct receipts, want 45 (15 per draft, retries deduplicated)", len(distinct))
 	}
-	msgs := mail.WaitFor(t, 3, 30*time.Second)
+	// An interim digest while the window is open, asked for by the bureau.
+	if st, out := post(t, base+"/api/v1/drafts/cluster-a/digests", "", "", nil); st != 401 {
+		t.Fatalf("interim digest without token: %d %v", st, out)
+	}
+	if st, out := post(t, base+"/api/v1/drafts/cluster-a/digests", cfg.AdminToken, "", nil); st != 202 || out["job"] == "" {
+		t.Fatalf("interim digest: %d %v", st, out)
+	}
+	msgs := mail.WaitFor(t, 4, 30*time.Second) // the interim one, then one final digest per draft
+	interim := 0
 	for _, m := range msgs {
 		p := m.Parse(t)
+		if strings.Contains(p.Subject, "中期") {
+			interim++
+			continue
+		}
 		for _, a := range p.Attachments {
 			if rows, err := csv.NewReader(bytes.NewReader(a.Data[3:])).ReadAll(); err != nil || len(rows) != 16 {
 				t.Fatalf("digest to %v: %d CSV rows (%v), want 15 and a header", m.To, len(rows), err)
 			}
+		}
+	}
+	if interim != 1 {
+		t.Fatalf("%d interim digests, want 1", interim)
+	}
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{"consult_comments_accepted_total 45\n", "consult_digests_sent_total 4\n", "consult_queue_lag_seconds "} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, metrics)
 		}
 	}
 	for c := range distinct {
