@@ -39,7 +39,7 @@ type Store struct {
 
 // intakeLanes is how many intake pipelines may be in flight at once, and
 // intakeBatch the most scripts one of them carries.
-const intakeLanes, intakeBatch = 4, 128
+const intakeLanes, intakeBatch = 16, 128
 
 // NewStore returns a Store on rdb, which it never dials itself.
 func NewStore(rdb redis.UniversalClient, ds draftSource) *Store {
@@ -48,12 +48,14 @@ func NewStore(rdb redis.UniversalClient, ds draftSource) *Store {
 
 // submitScript issues a receipt for one comment if the window is open, deciding by
 // the Redis server's clock so that no replica's clock and no race at the deadline
-// decide.
+// decide. The receipt record maps the code to its stream entry: "q|<entry id>|<section>",
+// which a dead-letter turns into "r|…"; whether a comment is accepted is read from
+// the consumer group (see groupState), so settling a batch writes no per-comment key.
 //
 //	KEYS[1] draft hash, KEYS[2] idempotency key, KEYS[3] intake stream,
 //	KEYS[4] receipts hash
 //	ARGV[1] idempotency TTL (s), ARGV[2] comment JSON, ARGV[3] code,
-//	ARGV[4] sha256, ARGV[5] content hash, ARGV[6] "1" when an idempotency key is given,
+//	ARGV[4] sha256 and ARGV[5] content hash (both for the idempotency record), ARGV[6] "1" when an idempotency key is given,
 //	ARGV[7] section anchor
 //	returns received_ms, or on a retry the first "code|received_ms|sha256|content hash"
 //	| error "NOT_FOUND" | "WINDOW_NOT_OPEN" | "WINDOW_CLOSED"
@@ -68,8 +70,8 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if now < tonumber(w[1]) then return redis.error_reply('WINDOW_NOT_OPEN') end
 if now >= tonumber(w[2]) then return redis.error_reply('WINDOW_CLOSED') end
-redis.call('XADD', KEYS[3], '*', 'code', ARGV[3], 'recv', now, 'sha', ARGV[4], 'c', ARGV[2])
-redis.call('HSET', KEYS[4], ARGV[3], 'queued|' .. now .. '|' .. ARGV[4] .. '|' .. ARGV[7])
+local id = redis.call('XADD', KEYS[3], '*', 'code', ARGV[3], 'recv', now, 'c', ARGV[2])
+redis.call('HSET', KEYS[4], ARGV[3], 'q|' .. id .. '|' .. ARGV[7])
 if ARGV[6] == '1' then
   redis.call('SET', KEYS[2], ARGV[3] .. '|' .. now .. '|' .. ARGV[4] .. '|' .. ARGV[5], 'EX', ARGV[1])
 end
@@ -148,14 +150,14 @@ func (s *Store) Submit(ctx context.Context, sub Submission) (Receipt, error) {
 		}
 		s.active.Store(d.ID, struct{}{})
 	}
-	useIdem := "0"
+	sha := Digest(code, payload)
+	useIdem, idemSha := "0", ""
 	if sub.IdempotencyKey != "" {
-		useIdem = "1"
+		useIdem, idemSha = "1", sha
 	}
 	keys := []string{draftHash(d.ID), idemKey(d.ID, sub.IdempotencyKey), intakeStream(d.ID), receiptsHash(d.ID)}
-	sha := Digest(code, payload)
 	s.batch.start(intakeLanes)
-	res, err := s.batch.run(ctx, keys, int(s.IdempotencyTTL/time.Second), payload, code, sha, contentHash, useIdem, sub.Section)
+	res, err := s.batch.run(ctx, keys, int(s.IdempotencyTTL/time.Second), payload, code, idemSha, contentHash, useIdem, sub.Section)
 	if err != nil {
 		switch {
 		case isScriptError(err, "WINDOW_CLOSED"):
@@ -209,13 +211,103 @@ func (s *Store) Lookup(ctx context.Context, code string) (ReceiptStatus, error) 
 	if err != nil {
 		return ReceiptStatus{}, fmt.Errorf("comments: lookup %s: %w", code, err)
 	}
-	// status|received_ms|sha256|section; the status part changes, the rest never.
-	f := strings.SplitN(v, "|", 4)
-	if len(f) != 4 {
+	mark, entry, section, ok := parseRecord(v)
+	if !ok {
 		return ReceiptStatus{}, fmt.Errorf("comments: lookup %s: malformed record %q", code, v)
 	}
-	ms, _ := strconv.ParseInt(f[1], 10, 64)
-	return ReceiptStatus{Code: code, DraftID: id, Status: Status(f[0]), ReceivedAt: time.UnixMilli(ms).UTC(), SHA256: f[2], Section: f[3]}, nil
+	msgs, err := s.rdb.XRangeN(ctx, intakeStream(id), entry, entry, 1).Result()
+	if err != nil {
+		return ReceiptStatus{}, fmt.Errorf("comments: lookup %s: %w", code, err)
+	}
+	if len(msgs) != 1 {
+		return ReceiptStatus{}, fmt.Errorf("comments: lookup %s: entry %s missing from the record", code, entry)
+	}
+	c, reason := decode(id, msgs[0])
+	if reason != "" {
+		return ReceiptStatus{}, fmt.Errorf("comments: lookup %s: %s", code, reason)
+	}
+	g, err := s.group(ctx, id, entry, entry)
+	if err != nil {
+		return ReceiptStatus{}, fmt.Errorf("comments: lookup %s: %w", code, err)
+	}
+	return ReceiptStatus{Code: code, DraftID: id, Section: section, Status: g.status(mark, entry),
+		ReceivedAt: c.ReceivedAt, SHA256: c.SHA256}, nil
+}
+
+// parseRecord splits a receipt record, "q|<entry id>|<section>" or "r|…".
+func parseRecord(v string) (mark, entry, section string, ok bool) {
+	f := strings.SplitN(v, "|", 3)
+	if len(f) != 3 || (f[0] != "q" && f[0] != "r") {
+		return "", "", "", false
+	}
+	return f[0], f[1], f[2], true
+}
+
+// groupState is how far the workers' consumer group has come over a range of
+// entries: an entry is accepted once it was delivered and is no longer pending
+// (the settle script acknowledges only what it accepted).
+type groupState struct {
+	lastDelivered string
+	pending       map[string]bool
+}
+
+func (g groupState) status(mark, entry string) Status {
+	switch {
+	case mark == "r":
+		return StatusRejected
+	case g.pending[entry] || compareIDs(entry, g.lastDelivered) > 0:
+		return StatusQueued
+	}
+	return StatusAccepted
+}
+
+// group reads the consumer group's progress over the entries first..last.
+func (s *Store) group(ctx context.Context, draftID, first, last string) (groupState, error) {
+	g := groupState{lastDelivered: "0-0", pending: map[string]bool{}}
+	infos, err := s.rdb.XInfoGroups(ctx, intakeStream(draftID)).Result()
+	if err != nil {
+		return g, fmt.Errorf("group %s: %w", draftID, err)
+	}
+	for _, in := range infos {
+		if in.Name == group {
+			g.lastDelivered = in.LastDeliveredID
+		}
+	}
+	if g.lastDelivered == "0-0" {
+		return g, nil // no worker has read yet (or no group): everything is queued
+	}
+	pend, err := s.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: intakeStream(draftID), Group: group,
+		Start: first, End: last, Count: 100000}).Result()
+	if err != nil {
+		return g, fmt.Errorf("pending %s: %w", draftID, err)
+	}
+	for _, p := range pend {
+		g.pending[p.ID] = true
+	}
+	return g, nil
+}
+
+// compareIDs orders stream ids ("ms-seq").
+func compareIDs(a, b string) int {
+	am, as, _ := strings.Cut(a, "-")
+	bm, bs, _ := strings.Cut(b, "-")
+	ami, _ := strconv.ParseUint(am, 10, 64)
+	bmi, _ := strconv.ParseUint(bm, 10, 64)
+	if ami != bmi {
+		if ami < bmi {
+			return -1
+		}
+		return 1
+	}
+	asi, _ := strconv.ParseUint(as, 10, 64)
+	bsi, _ := strconv.ParseUint(bs, 10, 64)
+	switch {
+	case asi < bsi:
+		return -1
+	case asi > bsi:
+		return 1
+	}
+	return 0
 }
 
 // Counts returns a draft's intake counters.
@@ -285,14 +377,21 @@ func (s *Store) Page(ctx context.Context, draftID, after string, limit int64) ([
 		codes = append(codes, c.Code)
 	}
 	if len(codes) > 0 {
-		st, err := s.rdb.HMGet(ctx, receiptsHash(draftID), codes...).Result()
+		recs, err := s.rdb.HMGet(ctx, receiptsHash(draftID), codes...).Result()
 		if err != nil {
 			return nil, "", fmt.Errorf("comments: page %s: %w", draftID, err)
 		}
-		for i, v := range st {
+		g, err := s.group(ctx, draftID, msgs[0].ID, msgs[len(msgs)-1].ID)
+		if err != nil {
+			return nil, "", fmt.Errorf("comments: page %s: %w", draftID, err)
+		}
+		for i, v := range recs {
 			str, _ := v.(string)
-			status, _, _ := strings.Cut(str, "|")
-			cs[i].Status = Status(status)
+			mark, entry, _, ok := parseRecord(str)
+			if !ok {
+				mark = "r" // a receipt record is written with every entry the intake adds
+			}
+			cs[i].Status = g.status(mark, entry)
 		}
 	}
 	next := ""

@@ -15,47 +15,37 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// settleScript marks a batch of queued comments accepted and acknowledges their
-// entries, in one step: an entry is never acknowledged before its receipt says
-// accepted, and an entry delivered twice is counted once. The comment itself stays
-// in the intake stream, which is its record.
+// settleScript accepts a batch of comments: it acknowledges their entries and
+// counts those it acknowledged. An entry delivered to two workers (one claimed it
+// from the other) is acknowledged once, so it is counted once. The comment stays in
+// the intake stream, which is its record; "accepted" is read from the group.
 //
-//	KEYS[1] receipts hash, KEYS[2] counts hash, KEYS[3] intake stream
-//	ARGV[1] group, then pairs of entry id and code
+//	KEYS[1] counts hash, KEYS[2] intake stream
+//	ARGV[1] group, then the entry ids
 //	returns the number newly accepted
 var settleScript = redis.NewScript(`
-local ids, n = {}, 0
-for i = 2, #ARGV, 2 do
-  ids[#ids + 1] = ARGV[i]
-  local cur = redis.call('HGET', KEYS[1], ARGV[i + 1])
-  if cur and string.sub(cur, 1, 7) == 'queued|' then
-    redis.call('HSET', KEYS[1], ARGV[i + 1], 'accepted' .. string.sub(cur, 7))
-    n = n + 1
-  end
-end
-if n > 0 then redis.call('HINCRBY', KEYS[2], 'accepted', n) end
-if #ids > 0 then redis.call('XACK', KEYS[3], ARGV[1], unpack(ids)) end
+local n = redis.call('XACK', KEYS[2], ARGV[1], unpack(ARGV, 2))
+if n > 0 then redis.call('HINCRBY', KEYS[1], 'accepted', n) end
 return n
 `)
 
 // deadScript moves a poison entry to the dead-letter stream with the reason, marks
-// its receipt rejected (if it had one still queued), counts it rejected (every
-// stream entry counts once as accepted or rejected: see Counts), and acknowledges it.
+// its receipt rejected, and acknowledges it; if this acknowledged it (no other
+// worker settled it meanwhile) it counts it rejected: every stream entry counts
+// once, as accepted or rejected (see Counts).
 //
 //	KEYS[1] dead stream, KEYS[2] receipts hash, KEYS[3] counts hash, KEYS[4] intake stream
 //	ARGV[1] group, ARGV[2] entry id, ARGV[3] code (may be empty), ARGV[4] reason,
 //	ARGV[5] the entry's fields as JSON
-//	returns 1
+//	returns 1 if dead-lettered, 0 if already settled
 var deadScript = redis.NewScript(`
+if redis.call('XACK', KEYS[4], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[3], 'rejected', 1)
 local cur = ARGV[3] ~= '' and redis.call('HGET', KEYS[2], ARGV[3])
-if not cur then
-  redis.call('HINCRBY', KEYS[3], 'rejected', 1)
-elseif string.sub(cur, 1, 7) == 'queued|' then
-  redis.call('HSET', KEYS[2], ARGV[3], 'rejected' .. string.sub(cur, 7))
-  redis.call('HINCRBY', KEYS[3], 'rejected', 1)
+if cur and string.sub(cur, 1, 2) == 'q|' then
+  redis.call('HSET', KEYS[2], ARGV[3], 'r' .. string.sub(cur, 2))
 end
 redis.call('XADD', KEYS[1], '*', 'entry', ARGV[2], 'code', ARGV[3], 'reason', ARGV[4], 'fields', ARGV[5])
-redis.call('XACK', KEYS[4], ARGV[1], ARGV[2])
 return 1
 `)
 
@@ -249,7 +239,7 @@ func (w *Worker) process(ctx context.Context, id string, msgs []redis.XMessage) 
 	}
 	now := w.cfg.Now()
 	var newest int64
-	args := make([]any, 0, 1+2*len(msgs))
+	args := make([]any, 0, 1+len(msgs))
 	args = append(args, group)
 	for _, m := range msgs {
 		if w.beforeAck != nil {
@@ -257,7 +247,7 @@ func (w *Worker) process(ctx context.Context, id string, msgs []redis.XMessage) 
 				return errStopped
 			}
 		}
-		code, ms, reason := check(id, m)
+		_, ms, reason := check(id, m)
 		if reason != "" {
 			if err := w.dead(ctx, id, m, reason); err != nil {
 				return err
@@ -265,16 +255,16 @@ func (w *Worker) process(ctx context.Context, id string, msgs []redis.XMessage) 
 			continue
 		}
 		newest = max(newest, ms)
-		args = append(args, m.ID, code)
+		args = append(args, m.ID)
 	}
 	if len(args) == 1 {
 		return nil
 	}
-	keys := []string{receiptsHash(id), countsHash(id), intakeStream(id)}
+	keys := []string{countsHash(id), intakeStream(id)}
 	if err := settleScript.Run(ctx, w.rdb, keys, args...).Err(); err != nil {
 		return fmt.Errorf("comments: worker: settle %s: %w", id, err)
 	}
-	w.processed.Add(int64(len(args)-1) / 2)
+	w.processed.Add(int64(len(args) - 1))
 	w.lagMs.Store(max(0, now.UnixMilli()-newest))
 	return nil
 }
@@ -309,17 +299,22 @@ func decode(draftID string, m redis.XMessage) (Comment, string) {
 	if err := json.Unmarshal([]byte(m.Values["c"].(string)), &r); err != nil || r.DraftID != draftID {
 		return Comment{}, "malformed comment JSON"
 	}
-	sha, _ := m.Values["sha"].(string)
+	// The digest is not stored: it is a function of what is (see Digest).
 	return Comment{Code: code, DraftID: r.DraftID, Section: r.Section, Body: r.Body, Name: r.Name, Contact: r.Contact,
-		Category: r.Category, PublishName: r.PublishName, ReceivedAt: time.UnixMilli(ms).UTC(), SHA256: sha}, ""
+		Category: r.Category, PublishName: r.PublishName, ReceivedAt: time.UnixMilli(ms).UTC(),
+		SHA256: Digest(code, []byte(m.Values["c"].(string)))}, ""
 }
 
 func (w *Worker) dead(ctx context.Context, id string, m redis.XMessage, reason string) error {
 	fields, _ := json.Marshal(m.Values)
 	code, _ := m.Values["code"].(string)
 	keys := []string{deadStream(id), receiptsHash(id), countsHash(id), intakeStream(id)}
-	if err := deadScript.Run(ctx, w.rdb, keys, group, m.ID, code, reason, fields).Err(); err != nil {
+	n, err := deadScript.Run(ctx, w.rdb, keys, group, m.ID, code, reason, fields).Int()
+	if err != nil {
 		return fmt.Errorf("comments: worker: dead-letter %s %s: %w", id, m.ID, err)
+	}
+	if n == 0 {
+		return nil // another worker settled it meanwhile
 	}
 	w.cfg.Logger.Warn("comment moved to dead-letter stream", "draft", id, "entry", m.ID, "code", code, "reason", reason)
 	return nil
