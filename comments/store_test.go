@@ -184,6 +184,11 @@ func TestWorkerStoresOnceAndClaimsFromCrashedWorker(t *testing.T) {
 			t.Fatalf("comment lost fields: %+v", c)
 		}
 	}
+	for code := range map[string]bool{all[0].Code: true, all[n-1].Code: true} {
+		if st, err := s.Lookup(ctx, code); err != nil || st.Status != StatusAccepted {
+			t.Fatalf("lookup %s after settling: %+v %v", code, st, err)
+		}
+	}
 	dead, err := rdb.XLen(ctx, deadStream(d.ID)).Result()
 	if err != nil || dead != 1 {
 		t.Fatalf("dead-letter stream has %d entries (%v), want 1", dead, err)
@@ -213,5 +218,68 @@ func TestParseCode(t *testing.T) {
 		if _, _, ok := ParseCode(bad); ok {
 			t.Errorf("ParseCode(%q) accepted", bad)
 		}
+	}
+}
+
+// TestPoisonWithReceiptIsRejected: an entry delivered too often is dead-lettered;
+// its receipt then reads rejected, it counts once as rejected, and the digest's
+// comments leave it out.
+func TestPoisonWithReceiptIsRejected(t *testing.T) {
+	now := time.Now()
+	s, _, rdb, d := setup(t, now.Add(-time.Hour), now.Add(time.Hour))
+	ctx := context.Background()
+	r, err := s.Submit(ctx, Submission{DraftID: d.ID, Body: "反复失败的意见"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.XGroupCreateMkStream(ctx, intakeStream(d.ID), group, "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: "flaky", Streams: []string{intakeStream(d.ID), ">"}, Count: 10, Block: -1}).Result()
+	if err != nil || len(msgs[0].Messages) != 1 {
+		t.Fatalf("read: %v %v", msgs, err)
+	}
+	id := msgs[0].Messages[0].ID
+	for i := 0; i < 4; i++ { // each claim is one more delivery
+		if err := rdb.XClaim(ctx, &redis.XClaimArgs{Stream: intakeStream(d.ID), Group: group, Consumer: "flaky", Messages: []string{id}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, _ := s.Lookup(ctx, r.Code); st.Status != StatusQueued {
+		t.Fatalf("before: %+v", st)
+	}
+	time.Sleep(5 * time.Millisecond)
+	w := NewWorker(rdb, WorkerConfig{Consumer: "w", MaxDeliveries: 3, ClaimIdle: time.Millisecond, ClaimEvery: time.Millisecond, Poll: 5 * time.Millisecond})
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = w.Run(wctx); close(done) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if c, _ := s.Counts(ctx, d.ID); c.Settled() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("poison entry never settled")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if c, _ := s.Counts(ctx, d.ID); c != (Counts{Submitted: 1, Accepted: 0, Rejected: 1}) {
+		t.Fatalf("counts %+v", c)
+	}
+	st, err := s.Lookup(ctx, r.Code)
+	if err != nil || st.Status != StatusRejected || st.SHA256 != r.SHA256 || !st.ReceivedAt.Equal(r.ReceivedAt) {
+		t.Fatalf("after: %+v %v (receipt %+v)", st, err, r)
+	}
+	page, _, err := s.Page(ctx, d.ID, "", 10)
+	if err != nil || len(page) != 1 || page[0].Status != StatusRejected {
+		t.Fatalf("page: %+v %v", page, err)
+	}
+	if all, err := s.All(ctx, d.ID); err != nil || len(all) != 0 {
+		t.Fatalf("All kept a rejected comment: %+v %v", all, err)
+	}
+	if n, _ := rdb.XLen(ctx, deadStream(d.ID)).Result(); n != 1 {
+		t.Fatalf("dead-letter stream has %d entries", n)
 	}
 }
