@@ -90,11 +90,15 @@ func Start(ctx context.Context, o Options) (*Proc, error) {
 	if o.AppendFsync == "" {
 		o.AppendFsync = "always"
 	}
-	if o.LogFile == "" {
-		o.LogFile = filepath.Join(o.Dir, "redis.log")
-	}
+	// redis-server runs in dir, so every path it is given must be absolute.
 	dir, err := filepath.Abs(o.Dir)
 	if err != nil {
+		return nil, fmt.Errorf("redisproc: %w", err)
+	}
+	if o.LogFile == "" {
+		o.LogFile = filepath.Join(dir, "redis.log")
+	}
+	if o.LogFile, err = filepath.Abs(o.LogFile); err != nil {
 		return nil, fmt.Errorf("redisproc: %w", err)
 	}
 	args := []string{
