@@ -2,6 +2,7 @@ package comments
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -20,7 +21,10 @@ type batcher struct {
 	calls chan *call
 	max   int
 
-	once sync.Once
+	once   sync.Once
+	stop   chan struct{} // closed by close: the lanes return
+	closed sync.Once
+	lanes  sync.WaitGroup
 }
 
 type call struct {
@@ -32,23 +36,39 @@ type call struct {
 }
 
 func newBatcher(rdb redis.UniversalClient, lanes, max int) *batcher {
-	return &batcher{rdb: rdb, calls: make(chan *call, lanes*max), max: max}
+	return &batcher{rdb: rdb, calls: make(chan *call, lanes*max), max: max, stop: make(chan struct{})}
 }
 
-// start runs the lanes: each gathers what is queued and sends it as one pipeline,
-// so several batches can be in flight at once. They live as long as the process;
-// they hold no state that shutdown must save (a caller waits for its own result).
+// errClosed is a submission after the store was closed (at shutdown, after HTTP
+// stopped taking requests, so no citizen sees it).
+var errClosed = errors.New("comments: store closed")
+
+// start runs the lanes, on first use: each gathers what is queued and sends it as
+// one pipeline, so several batches can be in flight at once. They run until close.
 func (b *batcher) start(lanes int) {
 	b.once.Do(func() {
+		b.lanes.Add(lanes)
 		for i := 0; i < lanes; i++ {
-			go b.lane()
+			go func() { defer b.lanes.Done(); b.lane() }()
 		}
 	})
 }
 
+// close stops the lanes once the batches in flight are answered.
+func (b *batcher) close() {
+	b.closed.Do(func() { close(b.stop) })
+	b.lanes.Wait()
+}
+
 func (b *batcher) lane() {
 	batch := make([]*call, 0, b.max)
-	for c := range b.calls {
+	for {
+		var c *call
+		select {
+		case c = <-b.calls:
+		case <-b.stop:
+			return
+		}
 		batch = append(batch[:0], c)
 	gather:
 		for len(batch) < b.max {
@@ -98,12 +118,22 @@ func (b *batcher) run(ctx context.Context, keys []string, args ...any) (string, 
 	c := &call{keys: keys, args: args, done: make(chan struct{})}
 	select {
 	case b.calls <- c:
+	case <-b.stop:
+		return "", errClosed
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
 	select {
 	case <-c.done:
 		return c.res, c.err
+	case <-b.stop:
+		// A call queued just as the lanes stopped is never sent.
+		select {
+		case <-c.done:
+			return c.res, c.err
+		default:
+			return "", errClosed
+		}
 	case <-ctx.Done():
 		// The script may still run: the comment is then stored but this caller
 		// gets no receipt, as when a response is lost; its retry with the same

@@ -187,6 +187,10 @@ func (s *Store) Submit(ctx context.Context, sub Submission) (Receipt, error) {
 	return Receipt{Code: parts[0], DraftID: d.ID, Section: sub.Section, ReceivedAt: time.UnixMilli(ms).UTC(), SHA256: parts[2]}, nil
 }
 
+// Close stops the intake's pipelines, after the batches in flight are answered.
+// Call it once HTTP has stopped taking requests; Submit fails afterwards.
+func (s *Store) Close() { s.batch.close() }
+
 // Stats returns how many submissions this process took in and refused.
 func (s *Store) Stats() (accepted, rejected int64) { return s.accepted.Load(), s.rejected.Load() }
 

@@ -283,3 +283,22 @@ func TestPoisonWithReceiptIsRejected(t *testing.T) {
 		t.Fatalf("dead-letter stream has %d entries", n)
 	}
 }
+
+// TestCloseStopsIntake: Close ends the intake's pipeline goroutines; a submission
+// afterwards fails instead of hanging.
+func TestCloseStopsIntake(t *testing.T) {
+	now := time.Now()
+	s, _, _, d := setup(t, now.Add(-time.Hour), now.Add(time.Hour))
+	ctx := context.Background()
+	if _, err := s.Submit(ctx, Submission{DraftID: d.ID, Body: "关闭前"}); err != nil {
+		t.Fatal(err)
+	}
+	before := numGoroutines()
+	s.Close()
+	if after := numGoroutines(); after > before-intakeLanes {
+		t.Errorf("goroutines: %d before Close, %d after; want %d fewer", before, after, intakeLanes)
+	}
+	if _, err := s.Submit(ctx, Submission{DraftID: d.ID, Body: "关闭后"}); !errors.Is(err, errClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+}

@@ -187,7 +187,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 	}
 	log.Info("shutting down")
 	// Shutdown order: stop taking HTTP traffic (in-flight requests finish, so every
-	// receipt given is stored); stop the scheduler (a send in progress finishes or is
+	// receipt given is stored) and close the intake's pipelines; stop the scheduler (a send in progress finishes or is
 	// left for the next start, recorded per recipient); stop the workers (entries read
 	// but not stored stay pending and are claimed later); then the deferred calls
 	// close Redis and stop the embedded redis-server last, after the final write.
@@ -196,6 +196,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 	if err := srv.Shutdown(shutCtx); err != nil {
 		log.Warn("http shutdown", "err", err)
 	}
+	cs.Close()
 	stopSched()
 	schedWG.Wait()
 	stopWork()
