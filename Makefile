@@ -36,4 +36,4 @@ fuzz:
 	$(GO) test ./drafts/ -run '^$$' -fuzz FuzzParseSections -fuzztime 60s
 
 bench: deps-bench build
-	$(GO) run ./bench
+	$(GO) run ./bench -profile

@@ -206,7 +206,7 @@ func (r report) markdown() string {
 	p("| %s | an echo v4 handler on the same route, no middleware, that answers 202 |\n", caseBare)
 	p("| %s | `redis-benchmark -c %d -P 1 --csv XADD %s '*' f <the same %d bytes>` against the same Redis, no HTTP; the request count is chosen from the previous run's rate to last about as long as a wrk run |\n\n", caseRedis, o.Conns, benchStream, body)
 	p("Each appendfsync mode runs on a fresh redis-server in a temporary directory with the arguments of "+
-		"consultd's embedded default (`internal/redisproc`: appendonly yes, the mode's appendfsync, no RDB snapshots). "+
+		"consultd's embedded default (`internal/redisproc`: appendonly yes, the mode's appendfsync, AOF rewrites past 512 MB, no RDB snapshots). "+
 		"In each mode every case has a %s warm-up, then %d round(s) in which every case runs once for %s; each round starts "+
 		"one case later than the one before. The baselines' streams are emptied after each run. "+
 		"The figures are the medians over the rounds of each run's req/s, p50 and p99.\n\n", o.Warmup, o.Reps, o.Dur)
@@ -270,7 +270,7 @@ func (r report) markdown() string {
 
 	p("## Reading the figures\n\n")
 	p("- Everything shares this machine's %d CPUs: wrk's two threads, the server under test, Redis and, for the intake, "+
-		"consultd's comment workers, which read the intake stream and store each comment while the load runs. "+
+		"consultd's comment workers, which read the intake stream and settle each comment while the load runs. "+
 		"The absolute rates say as much about the machine as about the code; the ratios between cases that ran "+
 		"interleaved on the same Redis are the figures to compare across machines.\n", mc.CPUs)
 	p("- wrk 4 measures latency from when it sends a request, on a closed loop of %d connections: when the server "+
