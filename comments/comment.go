@@ -1,7 +1,7 @@
-// Package comments owns a citizen's opinion on a draft: validation, the intake that
-// issues receipts (one atomic Redis script that decides the window by Redis's clock),
-// the queue workers that turn queued submissions into stored comments, and reading
-// comments back.
+// Package comments owns a citizen's opinion on a draft: what a submission, a
+// comment and a receipt are, the rules a submission must meet, the receipt code and
+// its digest, and the errors the intake answers with. It knows nothing of Redis or
+// HTTP: package store keeps comments, package handlers takes them in.
 package comments
 
 import (

@@ -1,6 +1,6 @@
 // Package drafts owns a draft policy put out for public comment: its metadata, its
-// comment window, the sections a citizen can comment on (parsed from the text), and
-// its storage in Redis.
+// comment window and the sections a citizen can comment on (parsed from the text).
+// It knows nothing of Redis or HTTP: package store keeps drafts.
 package drafts
 
 import (
@@ -95,6 +95,10 @@ func (d Draft) Section(anchor string) (Section, bool) {
 }
 
 var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,63}$`)
+
+// ValidID reports whether id can name a draft: it appears in URLs and, as the
+// hash tag, in every Redis key of the draft, so no braces or spaces.
+func ValidID(id string) bool { return idPattern.MatchString(id) }
 
 const (
 	maxTitle      = 300

@@ -13,16 +13,16 @@ import (
 	"time"
 
 	"consult/comments"
-	"consult/drafts"
 	"consult/internal/redistest"
+	"consult/store"
 )
 
 const apiToken = "test-admin-token"
 
 type apiEnv struct {
 	srv *httptest.Server
-	cs  *comments.Store
-	ds  *drafts.Store
+	cs  *store.Comments
+	ds  *store.Drafts
 }
 
 type alwaysReady struct{}
@@ -32,8 +32,8 @@ func (alwaysReady) Ready(context.Context) ([]string, error) { return nil, nil }
 func newAPI(t *testing.T) *apiEnv {
 	t.Helper()
 	rdb := redistest.Start(t).Client(t)
-	ds := drafts.NewStore(rdb, nil)
-	cs := comments.NewStore(rdb, ds)
+	ds := store.NewDrafts(rdb, nil)
+	cs := store.NewComments(rdb, ds)
 	e, err := New(Config{Drafts: ds, Comments: cs, Ready: alwaysReady{}, AdminToken: apiToken})
 	if err != nil {
 		t.Fatal(err)
@@ -269,8 +269,8 @@ func TestAPIBadInput(t *testing.T) {
 func TestAPIRedisDown(t *testing.T) {
 	rs := redistest.Start(t)
 	rdb := rs.Client(t)
-	ds := drafts.NewStore(rdb, nil)
-	cs := comments.NewStore(rdb, ds)
+	ds := store.NewDrafts(rdb, nil)
+	cs := store.NewComments(rdb, ds)
 	e, err := New(Config{Drafts: ds, Comments: cs, Ready: alwaysReady{}, AdminToken: apiToken})
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"consult/comments"
 	"consult/drafts"
 	"consult/internal/redistest"
+	"consult/store"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -34,8 +35,8 @@ func TestBrowserCitizenFlow(t *testing.T) {
 		t.Fatalf("no Chromium at %s (%v): run `make deps-test` to install it", chromiumPath, err)
 	}
 	rdb := redistest.Start(t).Client(t)
-	ds := drafts.NewStore(rdb, nil)
-	cs := comments.NewStore(rdb, ds)
+	ds := store.NewDrafts(rdb, nil)
+	cs := store.NewComments(rdb, ds)
 	e, err := New(Config{Drafts: ds, Comments: cs})
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +44,7 @@ func TestBrowserCitizenFlow(t *testing.T) {
 	ts := httptest.NewServer(e)
 	t.Cleanup(ts.Close)
 
-	w := comments.NewWorker(rdb, comments.WorkerConfig{Consumer: "browser"})
+	w := store.NewWorker(rdb, store.WorkerConfig{Consumer: "browser"})
 	wctx, stopWorker := context.WithCancel(context.Background())
 	workerDone := make(chan error, 1)
 	go func() { workerDone <- w.Run(wctx) }()

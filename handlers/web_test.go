@@ -21,6 +21,7 @@ import (
 	"consult/comments"
 	"consult/drafts"
 	"consult/internal/redistest"
+	"consult/store"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -50,15 +51,15 @@ const (
 type env struct {
 	t  *testing.T
 	h  http.Handler
-	ds *drafts.Store
-	cs *comments.Store
+	ds *store.Drafts
+	cs *store.Comments
 }
 
 func newEnv(t *testing.T, now func() time.Time) *env {
 	t.Helper()
 	rdb := redistest.Start(t).Client(t)
-	ds := drafts.NewStore(rdb, now)
-	cs := comments.NewStore(rdb, ds)
+	ds := store.NewDrafts(rdb, now)
+	cs := store.NewComments(rdb, ds)
 	e, err := New(Config{Drafts: ds, Comments: cs, Now: now})
 	if err != nil {
 		t.Fatal(err)
@@ -709,8 +710,8 @@ func TestAssets(t *testing.T) {
 // was typed can never break out of the textarea or an attribute.
 func FuzzCommentForm(f *testing.F) {
 	rdb := redistest.Start(f).Client(f)
-	ds := drafts.NewStore(rdb, nil)
-	cs := comments.NewStore(rdb, ds)
+	ds := store.NewDrafts(rdb, nil)
+	cs := store.NewComments(rdb, ds)
 	h, err := New(Config{Drafts: ds, Comments: cs})
 	if err != nil {
 		f.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"consult/drafts"
+	"consult/store"
 )
 
 // demoDraft is loaded on a first start with an empty store, so that a newcomer who
@@ -43,7 +44,7 @@ func demoDraft(now time.Time) drafts.Draft {
 }
 
 // loadDemo stores the demo consultation if the store has never held a draft.
-func loadDemo(ctx context.Context, ds *drafts.Store, now time.Time) (bool, error) {
+func loadDemo(ctx context.Context, ds *store.Drafts, now time.Time) (bool, error) {
 	empty, err := ds.Empty(ctx)
 	if err != nil || !empty {
 		return false, err

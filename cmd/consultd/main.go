@@ -25,10 +25,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"consult/comments"
-	"consult/drafts"
 	"consult/handlers"
 	"consult/notify"
+	"consult/store"
 )
 
 func main() {
@@ -86,8 +85,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 		return err
 	}
 
-	ds := drafts.NewStore(rdb, nil)
-	cs := comments.NewStore(rdb, ds)
+	ds := store.NewDrafts(rdb, nil)
+	cs := store.NewComments(rdb, ds)
 	if cfg.Demo {
 		if loaded, err := loadDemo(ctx, ds, time.Now()); err != nil {
 			log.Warn("demo consultation not loaded", "err", err)
@@ -117,9 +116,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 	}
 
 	host, _ := os.Hostname()
-	workers := make([]*comments.Worker, cfg.Workers)
+	workers := make([]*store.Worker, cfg.Workers)
 	for i := range workers {
-		workers[i] = comments.NewWorker(rdb, comments.WorkerConfig{
+		workers[i] = store.NewWorker(rdb, store.WorkerConfig{
 			Consumer: fmt.Sprintf("%s-%d-%d", host, os.Getpid(), i), Logger: log,
 		})
 	}
@@ -284,7 +283,7 @@ func adminToken(cfg Config) (string, error) {
 	return tok, nil
 }
 
-func metrics(cs *comments.Store, ws []*comments.Worker, sched *notify.Scheduler) []handlers.Metric {
+func metrics(cs *store.Comments, ws []*store.Worker, sched *notify.Scheduler) []handlers.Metric {
 	acc, rej := cs.Stats()
 	var processed int64
 	var lag time.Duration

@@ -1,4 +1,4 @@
-package comments
+package store
 
 import (
 	"context"
@@ -11,16 +11,17 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"consult/comments"
 	"consult/drafts"
 	"consult/internal/redistest"
 )
 
 const ruleText = "第一章 总则\n第一条 为了规范本市公共服务，制定本办法。\n第二条 本办法适用于本市行政区域。\n第二章 附则\n第三条 本办法自公布之日起施行。\n"
 
-func setup(t *testing.T, opens, closes time.Time) (*Store, *drafts.Store, redis.UniversalClient, drafts.Draft) {
+func setup(t *testing.T, opens, closes time.Time) (*Comments, *Drafts, redis.UniversalClient, drafts.Draft) {
 	t.Helper()
 	rdb := redistest.Start(t).Client(t)
-	ds := drafts.NewStore(rdb, nil)
+	ds := NewDrafts(rdb, nil)
 	d, err := ds.Create(context.Background(), drafts.Draft{
 		ID: "test-rule", Title: "测试办法", Bureau: "司法局", Kind: drafts.KindRule, Text: ruleText,
 		OpensAt: opens, ClosesAt: closes, DigestRecipients: []string{"bureau@example.gov.cn"},
@@ -28,7 +29,7 @@ func setup(t *testing.T, opens, closes time.Time) (*Store, *drafts.Store, redis.
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewStore(rdb, ds), ds, rdb, d
+	return NewComments(rdb, ds), ds, rdb, d
 }
 
 func anchorOf(t *testing.T, d drafts.Draft, label string) string {
@@ -48,18 +49,18 @@ func TestSubmitWindowAndIdempotency(t *testing.T) {
 	ctx := context.Background()
 	sec := anchorOf(t, d, "第二条")
 
-	r1, err := s.Submit(ctx, Submission{DraftID: d.ID, Section: sec, Body: "建议明确适用范围。", IdempotencyKey: "k1"})
+	r1, err := s.Submit(ctx, comments.Submission{DraftID: d.ID, Section: sec, Body: "建议明确适用范围。", IdempotencyKey: "k1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r1.Code == "" || len(r1.SHA256) != 64 || r1.Section != sec || !strings.HasPrefix(r1.Code, fmt.Sprint(d.Ref)+"-") {
 		t.Fatalf("receipt %+v", r1)
 	}
-	r2, err := s.Submit(ctx, Submission{DraftID: d.ID, Section: sec, Body: "建议明确适用范围。", IdempotencyKey: "k1"})
+	r2, err := s.Submit(ctx, comments.Submission{DraftID: d.ID, Section: sec, Body: "建议明确适用范围。", IdempotencyKey: "k1"})
 	if err != nil || r2 != r1 {
 		t.Fatalf("retry gave %+v, %v; want %+v", r2, err, r1)
 	}
-	if _, err := s.Submit(ctx, Submission{DraftID: d.ID, Section: sec, Body: "另一条意见", IdempotencyKey: "k1"}); !errors.Is(err, ErrIdempotencyMismatch) {
+	if _, err := s.Submit(ctx, comments.Submission{DraftID: d.ID, Section: sec, Body: "另一条意见", IdempotencyKey: "k1"}); !errors.Is(err, comments.ErrIdempotencyMismatch) {
 		t.Fatalf("reused key with other body: %v", err)
 	}
 	c, err := s.Counts(ctx, d.ID)
@@ -67,15 +68,15 @@ func TestSubmitWindowAndIdempotency(t *testing.T) {
 		t.Fatalf("counts %+v %v, want 1 submitted", c, err)
 	}
 	st, err := s.Lookup(ctx, strings.ToLower(r1.Code))
-	if err != nil || st.Status != StatusQueued || st.DraftID != d.ID {
+	if err != nil || st.Status != comments.StatusQueued || st.DraftID != d.ID {
 		t.Fatalf("lookup %+v %v", st, err)
 	}
-	var ve *ValidationError
-	_, err = s.Submit(ctx, Submission{DraftID: d.ID, Section: "nope", Body: strings.Repeat("长", MaxBody+1), Category: "alien"})
+	var ve *comments.ValidationError
+	_, err = s.Submit(ctx, comments.Submission{DraftID: d.ID, Section: "nope", Body: strings.Repeat("长", comments.MaxBody+1), Category: "alien"})
 	if !errors.As(err, &ve) || ve.Fields["section"] == "" || ve.Fields["body"] == "" || ve.Fields["category"] == "" {
 		t.Fatalf("invalid submission: %v", err)
 	}
-	if _, err := s.Submit(ctx, Submission{DraftID: "missing", Body: "x"}); !errors.Is(err, drafts.ErrNotFound) {
+	if _, err := s.Submit(ctx, comments.Submission{DraftID: "missing", Body: "x"}); !errors.Is(err, drafts.ErrNotFound) {
 		t.Fatalf("unknown draft: %v", err)
 	}
 	if c2, _ := s.Counts(ctx, d.ID); c2 != c {
@@ -87,11 +88,11 @@ func TestSubmitOutsideWindow(t *testing.T) {
 	now := time.Now()
 	ctx := context.Background()
 	s, _, _, d := setup(t, now.Add(time.Hour), now.Add(2*time.Hour))
-	if _, err := s.Submit(ctx, Submission{DraftID: d.ID, Body: "早了"}); !errors.Is(err, ErrWindowNotOpen) {
+	if _, err := s.Submit(ctx, comments.Submission{DraftID: d.ID, Body: "早了"}); !errors.Is(err, comments.ErrWindowNotOpen) {
 		t.Fatalf("before opening: %v", err)
 	}
 	s2, _, _, d2 := setup(t, now.Add(-2*time.Hour), now.Add(-time.Hour))
-	if _, err := s2.Submit(ctx, Submission{DraftID: d2.ID, Body: "晚了"}); !errors.Is(err, ErrWindowClosed) {
+	if _, err := s2.Submit(ctx, comments.Submission{DraftID: d2.ID, Body: "晚了"}); !errors.Is(err, comments.ErrWindowClosed) {
 		t.Fatalf("after closing: %v", err)
 	}
 	if closed, err := s2.WindowClosed(ctx, d2.ID); err != nil || !closed {
@@ -106,7 +107,7 @@ func TestWorkerStoresOnceAndClaimsFromCrashedWorker(t *testing.T) {
 	const n = 300
 	codes := map[string]bool{}
 	for i := 0; i < n; i++ {
-		r, err := s.Submit(ctx, Submission{DraftID: d.ID, Body: fmt.Sprintf("意见 %d", i), Contact: "138", Name: "张三"})
+		r, err := s.Submit(ctx, comments.Submission{DraftID: d.ID, Body: fmt.Sprintf("意见 %d", i), Contact: "138", Name: "张三"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -185,7 +186,7 @@ func TestWorkerStoresOnceAndClaimsFromCrashedWorker(t *testing.T) {
 		}
 	}
 	for code := range map[string]bool{all[0].Code: true, all[n-1].Code: true} {
-		if st, err := s.Lookup(ctx, code); err != nil || st.Status != StatusAccepted {
+		if st, err := s.Lookup(ctx, code); err != nil || st.Status != comments.StatusAccepted {
 			t.Fatalf("lookup %s after settling: %+v %v", code, st, err)
 		}
 	}
@@ -203,24 +204,6 @@ func TestWorkerStoresOnceAndClaimsFromCrashedWorker(t *testing.T) {
 	}
 }
 
-func TestParseCode(t *testing.T) {
-	for in, want := range map[string]string{
-		"12-ABCDE-FGH1K":  "12-ABCDE-FGH1K",
-		" 12-abcde-fghlk": "12-ABCDE-FGH1K",
-		"12-ABCDEFGHIK":   "12-ABCDE-FGH1K",
-		"012-0O000-00000": "12-00000-00000",
-	} {
-		if got, _, ok := ParseCode(in); !ok || got != want {
-			t.Errorf("ParseCode(%q) = %q, %v; want %q", in, got, ok, want)
-		}
-	}
-	for _, bad := range []string{"", "12", "x-ABCDE-FGHJK", "12-ABCDE-FGHJ", "12-ABCDE-FGHJU", "-1-ABCDE-FGHJK"} {
-		if _, _, ok := ParseCode(bad); ok {
-			t.Errorf("ParseCode(%q) accepted", bad)
-		}
-	}
-}
-
 // TestPoisonWithReceiptIsRejected: an entry delivered too often is dead-lettered;
 // its receipt then reads rejected, it counts once as rejected, and the digest's
 // comments leave it out.
@@ -228,7 +211,7 @@ func TestPoisonWithReceiptIsRejected(t *testing.T) {
 	now := time.Now()
 	s, _, rdb, d := setup(t, now.Add(-time.Hour), now.Add(time.Hour))
 	ctx := context.Background()
-	r, err := s.Submit(ctx, Submission{DraftID: d.ID, Body: "反复失败的意见"})
+	r, err := s.Submit(ctx, comments.Submission{DraftID: d.ID, Body: "反复失败的意见"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +228,7 @@ func TestPoisonWithReceiptIsRejected(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if st, _ := s.Lookup(ctx, r.Code); st.Status != StatusQueued {
+	if st, _ := s.Lookup(ctx, r.Code); st.Status != comments.StatusQueued {
 		t.Fatalf("before: %+v", st)
 	}
 	time.Sleep(5 * time.Millisecond)
@@ -265,15 +248,15 @@ func TestPoisonWithReceiptIsRejected(t *testing.T) {
 	}
 	cancel()
 	<-done
-	if c, _ := s.Counts(ctx, d.ID); c != (Counts{Submitted: 1, Accepted: 0, Rejected: 1}) {
+	if c, _ := s.Counts(ctx, d.ID); c != (comments.Counts{Submitted: 1, Accepted: 0, Rejected: 1}) {
 		t.Fatalf("counts %+v", c)
 	}
 	st, err := s.Lookup(ctx, r.Code)
-	if err != nil || st.Status != StatusRejected || st.SHA256 != r.SHA256 || !st.ReceivedAt.Equal(r.ReceivedAt) {
+	if err != nil || st.Status != comments.StatusRejected || st.SHA256 != r.SHA256 || !st.ReceivedAt.Equal(r.ReceivedAt) {
 		t.Fatalf("after: %+v %v (receipt %+v)", st, err, r)
 	}
 	page, _, err := s.Page(ctx, d.ID, "", 10)
-	if err != nil || len(page) != 1 || page[0].Status != StatusRejected {
+	if err != nil || len(page) != 1 || page[0].Status != comments.StatusRejected {
 		t.Fatalf("page: %+v %v", page, err)
 	}
 	if all, err := s.All(ctx, d.ID); err != nil || len(all) != 0 {
@@ -290,7 +273,7 @@ func TestCloseStopsIntake(t *testing.T) {
 	now := time.Now()
 	s, _, _, d := setup(t, now.Add(-time.Hour), now.Add(time.Hour))
 	ctx := context.Background()
-	if _, err := s.Submit(ctx, Submission{DraftID: d.ID, Body: "关闭前"}); err != nil {
+	if _, err := s.Submit(ctx, comments.Submission{DraftID: d.ID, Body: "关闭前"}); err != nil {
 		t.Fatal(err)
 	}
 	before := numGoroutines()
@@ -298,7 +281,7 @@ func TestCloseStopsIntake(t *testing.T) {
 	if after := numGoroutines(); after > before-intakeLanes {
 		t.Errorf("goroutines: %d before Close, %d after; want %d fewer", before, after, intakeLanes)
 	}
-	if _, err := s.Submit(ctx, Submission{DraftID: d.ID, Body: "关闭后"}); !errors.Is(err, errClosed) {
+	if _, err := s.Submit(ctx, comments.Submission{DraftID: d.ID, Body: "关闭后"}); !errors.Is(err, errClosed) {
 		t.Fatalf("after Close: %v", err)
 	}
 }

@@ -1,22 +1,22 @@
-package drafts
+package store
 
 import (
+	"consult/drafts"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// Store keeps drafts in Redis. Drafts do not change once stored, so Get serves from a
+// Drafts keeps drafts in Redis. Drafts do not change once stored, so Get serves from a
 // short-lived in-process cache: the comment intake reads a draft on every request.
-type Store struct {
+type Drafts struct {
 	rdb redis.UniversalClient
 	now func() time.Time
 	ttl time.Duration
@@ -27,16 +27,16 @@ type Store struct {
 }
 
 type cached struct {
-	d       Draft
+	d       drafts.Draft
 	expires time.Time
 }
 
-// NewStore returns a Store on rdb (which it never dials itself). now may be nil.
-func NewStore(rdb redis.UniversalClient, now func() time.Time) *Store {
+// NewStore returns a Drafts on rdb (which it never dials itself). now may be nil.
+func NewDrafts(rdb redis.UniversalClient, now func() time.Time) *Drafts {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{rdb: rdb, now: now, ttl: 30 * time.Second, cache: map[string]cached{}, refs: map[int64]string{}}
+	return &Drafts{rdb: rdb, now: now, ttl: 30 * time.Second, cache: map[string]cached{}, refs: map[int64]string{}}
 }
 
 // createScript stores a new draft unless its id is taken.
@@ -51,36 +51,36 @@ return 1
 `)
 
 // Create validates d, parses its text into sections, assigns its ref and stores it.
-// It returns the stored draft, a *ValidationError, or ErrExists.
-func (s *Store) Create(ctx context.Context, d Draft) (Draft, error) {
+// It returns the stored draft, a *drafts.ValidationError, or drafts.ErrExists.
+func (s *Drafts) Create(ctx context.Context, d drafts.Draft) (drafts.Draft, error) {
 	d.Sections = nil
 	if err := d.Validate(); err != nil {
-		return Draft{}, err
+		return drafts.Draft{}, err
 	}
 	d.OpensAt, d.ClosesAt = d.OpensAt.UTC().Truncate(time.Millisecond), d.ClosesAt.UTC().Truncate(time.Millisecond)
 	d.CreatedAt = s.now().UTC().Truncate(time.Millisecond)
-	d.Sections = ParseSections(d.Text)
+	d.Sections = drafts.ParseSections(d.Text)
 	// A taken id is checked before a ref is spent; the script checks again atomically.
-	if n, err := s.rdb.Exists(ctx, HashKey(d.ID)).Result(); err != nil {
-		return Draft{}, fmt.Errorf("drafts: create %s: %w", d.ID, err)
+	if n, err := s.rdb.Exists(ctx, draftHash(d.ID)).Result(); err != nil {
+		return drafts.Draft{}, fmt.Errorf("drafts: create %s: %w", d.ID, err)
 	} else if n > 0 {
-		return Draft{}, ErrExists
+		return drafts.Draft{}, drafts.ErrExists
 	}
 	ref, err := s.rdb.Incr(ctx, refCounter).Result()
 	if err != nil {
-		return Draft{}, fmt.Errorf("drafts: create %s: ref: %w", d.ID, err)
+		return drafts.Draft{}, fmt.Errorf("drafts: create %s: ref: %w", d.ID, err)
 	}
 	d.Ref = ref
 	b, err := json.Marshal(d)
 	if err != nil {
-		return Draft{}, fmt.Errorf("drafts: create %s: %w", d.ID, err)
+		return drafts.Draft{}, fmt.Errorf("drafts: create %s: %w", d.ID, err)
 	}
 	opens, closes := d.OpensAt.UnixMilli(), d.ClosesAt.UnixMilli()
-	if err := createScript.Run(ctx, s.rdb, []string{HashKey(d.ID)}, b, opens, closes, ref).Err(); err != nil {
+	if err := createScript.Run(ctx, s.rdb, []string{draftHash(d.ID)}, b, opens, closes, ref).Err(); err != nil {
 		if isScriptError(err, "EXISTS") {
-			return Draft{}, ErrExists
+			return drafts.Draft{}, drafts.ErrExists
 		}
-		return Draft{}, fmt.Errorf("drafts: create %s: %w", d.ID, err)
+		return drafts.Draft{}, fmt.Errorf("drafts: create %s: %w", d.ID, err)
 	}
 	// The indexes live outside the draft's slot, so they are written after it. A
 	// crash in between leaves a draft that is reachable by id but not listed.
@@ -91,13 +91,13 @@ func (s *Store) Create(ctx context.Context, d Draft) (Draft, error) {
 		return nil
 	})
 	if err != nil {
-		return Draft{}, fmt.Errorf("drafts: create %s: index: %w", d.ID, err)
+		return drafts.Draft{}, fmt.Errorf("drafts: create %s: index: %w", d.ID, err)
 	}
 	return d, nil
 }
 
-// Get returns the draft with the given id, or ErrNotFound.
-func (s *Store) Get(ctx context.Context, id string) (Draft, error) {
+// Get returns the draft with the given id, or drafts.ErrNotFound.
+func (s *Drafts) Get(ctx context.Context, id string) (drafts.Draft, error) {
 	now := s.now()
 	s.mu.Lock()
 	c, ok := s.cache[id]
@@ -105,19 +105,19 @@ func (s *Store) Get(ctx context.Context, id string) (Draft, error) {
 	if ok && now.Before(c.expires) {
 		return c.d, nil
 	}
-	if !idPattern.MatchString(id) {
-		return Draft{}, ErrNotFound
+	if !drafts.ValidID(id) {
+		return drafts.Draft{}, drafts.ErrNotFound
 	}
-	b, err := s.rdb.HGet(ctx, HashKey(id), "json").Bytes()
+	b, err := s.rdb.HGet(ctx, draftHash(id), "json").Bytes()
 	if errors.Is(err, redis.Nil) {
-		return Draft{}, ErrNotFound
+		return drafts.Draft{}, drafts.ErrNotFound
 	}
 	if err != nil {
-		return Draft{}, fmt.Errorf("drafts: get %s: %w", id, err)
+		return drafts.Draft{}, fmt.Errorf("drafts: get %s: %w", id, err)
 	}
-	var d Draft
+	var d drafts.Draft
 	if err := json.Unmarshal(b, &d); err != nil {
-		return Draft{}, fmt.Errorf("drafts: get %s: decode: %w", id, err)
+		return drafts.Draft{}, fmt.Errorf("drafts: get %s: decode: %w", id, err)
 	}
 	s.mu.Lock()
 	s.cache[id] = cached{d: d, expires: now.Add(s.ttl)}
@@ -125,8 +125,8 @@ func (s *Store) Get(ctx context.Context, id string) (Draft, error) {
 	return d, nil
 }
 
-// ByRef returns the id of the draft with the given ref, or ErrNotFound.
-func (s *Store) ByRef(ctx context.Context, ref int64) (string, error) {
+// ByRef returns the id of the draft with the given ref, or drafts.ErrNotFound.
+func (s *Drafts) ByRef(ctx context.Context, ref int64) (string, error) {
 	s.mu.Lock()
 	id, ok := s.refs[ref]
 	s.mu.Unlock()
@@ -135,7 +135,7 @@ func (s *Store) ByRef(ctx context.Context, ref int64) (string, error) {
 	}
 	id, err := s.rdb.Get(ctx, refKey(ref)).Result()
 	if errors.Is(err, redis.Nil) {
-		return "", ErrNotFound
+		return "", drafts.ErrNotFound
 	}
 	if err != nil {
 		return "", fmt.Errorf("drafts: ref %d: %w", ref, err)
@@ -149,19 +149,19 @@ func (s *Store) ByRef(ctx context.Context, ref int64) (string, error) {
 // List returns the drafts whose status at now is one of statuses (all when none is
 // given): open ones first by closing time, then upcoming by opening time, then closed,
 // latest first.
-func (s *Store) List(ctx context.Context, now time.Time, statuses ...Status) ([]Draft, error) {
+func (s *Drafts) List(ctx context.Context, now time.Time, statuses ...drafts.Status) ([]drafts.Draft, error) {
 	ids, err := s.rdb.ZRange(ctx, indexByOpen, 0, -1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("drafts: list: %w", err)
 	}
-	want := map[Status]bool{}
+	want := map[drafts.Status]bool{}
 	for _, st := range statuses {
 		want[st] = true
 	}
-	out := make([]Draft, 0, len(ids))
+	out := make([]drafts.Draft, 0, len(ids))
 	for _, id := range ids {
 		d, err := s.Get(ctx, id)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, drafts.ErrNotFound) {
 			continue
 		}
 		if err != nil {
@@ -171,7 +171,7 @@ func (s *Store) List(ctx context.Context, now time.Time, statuses ...Status) ([]
 			out = append(out, d)
 		}
 	}
-	rank := map[Status]int{StatusOpen: 0, StatusUpcoming: 1, StatusClosed: 2}
+	rank := map[drafts.Status]int{drafts.StatusOpen: 0, drafts.StatusUpcoming: 1, drafts.StatusClosed: 2}
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		ra, rb := rank[a.StatusAt(now)], rank[b.StatusAt(now)]
@@ -191,7 +191,7 @@ func (s *Store) List(ctx context.Context, now time.Time, statuses ...Status) ([]
 }
 
 // ClosedBefore lists the ids of drafts whose window closes at or before t.
-func (s *Store) ClosedBefore(ctx context.Context, t time.Time) ([]string, error) {
+func (s *Drafts) ClosedBefore(ctx context.Context, t time.Time) ([]string, error) {
 	ids, err := s.rdb.ZRangeByScore(ctx, indexByClose, &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(t.UnixMilli(), 10)}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("drafts: closed before %s: %w", t, err)
@@ -200,17 +200,10 @@ func (s *Store) ClosedBefore(ctx context.Context, t time.Time) ([]string, error)
 }
 
 // Empty reports whether no draft has ever been stored (for the demo consultation).
-func (s *Store) Empty(ctx context.Context) (bool, error) {
+func (s *Drafts) Empty(ctx context.Context) (bool, error) {
 	n, err := s.rdb.Exists(ctx, refCounter).Result()
 	if err != nil {
 		return false, fmt.Errorf("drafts: empty: %w", err)
 	}
 	return n == 0, nil
-}
-
-func isScriptError(err error, code string) bool {
-	var re redis.Error
-	// Redis 7 prefixes a script's error_reply with "ERR " unless it starts with a
-	// known error code; accept both.
-	return errors.As(err, &re) && strings.TrimPrefix(re.Error(), "ERR ") == code
 }

@@ -1,6 +1,7 @@
-package comments
+package store
 
 import (
+	"consult/comments"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,7 +33,7 @@ return n
 // deadScript moves a poison entry to the dead-letter stream with the reason, marks
 // its receipt rejected, and acknowledges it; if this acknowledged it (no other
 // worker settled it meanwhile) it counts it rejected: every stream entry counts
-// once, as accepted or rejected (see Counts).
+// once, as accepted or rejected (see comments.Counts).
 //
 //	KEYS[1] dead stream, KEYS[2] receipts hash, KEYS[3] counts hash, KEYS[4] intake stream
 //	ARGV[1] group, ARGV[2] entry id, ARGV[3] code (may be empty), ARGV[4] reason,
@@ -279,7 +280,7 @@ func check(draftID string, m redis.XMessage) (code string, receivedMs int64, rea
 	if code == "" || payload == "" || err != nil {
 		return "", 0, "malformed entry: missing code, comment or receive time"
 	}
-	if _, _, ok := ParseCode(code); !ok {
+	if _, _, ok := comments.ParseCode(code); !ok {
 		return "", 0, "malformed entry: bad receipt code"
 	}
 	// Not a full JSON check: the intake wrote it, and reading decodes it anyway.
@@ -290,19 +291,19 @@ func check(draftID string, m redis.XMessage) (code string, receivedMs int64, rea
 }
 
 // decode turns a stream entry into a comment, or says why it cannot be one.
-func decode(draftID string, m redis.XMessage) (Comment, string) {
+func decode(draftID string, m redis.XMessage) (comments.Comment, string) {
 	code, ms, reason := check(draftID, m)
 	if reason != "" {
-		return Comment{}, reason
+		return comments.Comment{}, reason
 	}
 	var r record
 	if err := json.Unmarshal([]byte(m.Values["c"].(string)), &r); err != nil || r.DraftID != draftID {
-		return Comment{}, "malformed comment JSON"
+		return comments.Comment{}, "malformed comment JSON"
 	}
-	// The digest is not stored: it is a function of what is (see Digest).
-	return Comment{Code: code, DraftID: r.DraftID, Section: r.Section, Body: r.Body, Name: r.Name, Contact: r.Contact,
+	// The digest is not stored: it is a function of what is (see comments.Digest).
+	return comments.Comment{Code: code, DraftID: r.DraftID, Section: r.Section, Body: r.Body, Name: r.Name, Contact: r.Contact,
 		Category: r.Category, PublishName: r.PublishName, ReceivedAt: time.UnixMilli(ms).UTC(),
-		SHA256: Digest(code, []byte(m.Values["c"].(string)))}, ""
+		SHA256: comments.Digest(code, []byte(m.Values["c"].(string)))}, ""
 }
 
 func (w *Worker) dead(ctx context.Context, id string, m redis.XMessage, reason string) error {

@@ -1,4 +1,4 @@
-package drafts
+package store
 
 import (
 	"context"
@@ -6,11 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"consult/drafts"
 	"consult/internal/redistest"
 )
 
-func valid(id string, opens, closes time.Time) Draft {
-	return Draft{ID: id, Title: "办法", Bureau: "司法局", Kind: KindNormative, Text: "第一条 总则。\n第二条 附则。",
+func valid(id string, opens, closes time.Time) drafts.Draft {
+	return drafts.Draft{ID: id, Title: "办法", Bureau: "司法局", Kind: drafts.KindNormative, Text: "第一条 总则。\n第二条 附则。",
 		OpensAt: opens, ClosesAt: closes, DigestRecipients: []string{"a@example.gov.cn"}}
 }
 
@@ -18,7 +19,7 @@ func TestStoreCreateGetList(t *testing.T) {
 	rdb := redistest.Start(t).Client(t)
 	ctx := context.Background()
 	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	s := NewStore(rdb, func() time.Time { return now })
+	s := NewDrafts(rdb, func() time.Time { return now })
 	if empty, err := s.Empty(ctx); err != nil || !empty {
 		t.Fatalf("Empty = %v, %v", empty, err)
 	}
@@ -29,10 +30,10 @@ func TestStoreCreateGetList(t *testing.T) {
 	if open.Ref != 1 || len(open.Sections) != 2 || open.Sections[1].Label != "第二条" || !open.CreatedAt.Equal(now) {
 		t.Fatalf("created %+v", open)
 	}
-	if _, err := s.Create(ctx, valid("open-a", now, now.Add(time.Hour))); !errors.Is(err, ErrExists) {
+	if _, err := s.Create(ctx, valid("open-a", now, now.Add(time.Hour))); !errors.Is(err, drafts.ErrExists) {
 		t.Fatalf("duplicate id: %v", err)
 	}
-	for _, d := range []Draft{
+	for _, d := range []drafts.Draft{
 		valid("open-b", now.Add(-time.Hour), now.Add(24*time.Hour)),
 		valid("soon", now.Add(time.Hour), now.Add(72*time.Hour)),
 		valid("done", now.Add(-72*time.Hour), now.Add(-time.Hour)),
@@ -45,10 +46,10 @@ func TestStoreCreateGetList(t *testing.T) {
 	if err != nil || got.Title != "办法" || got.Ref != 1 || !got.ClosesAt.Equal(open.ClosesAt) {
 		t.Fatalf("Get = %+v, %v", got, err)
 	}
-	if _, err := s.Get(ctx, "missing"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Get(ctx, "missing"); !errors.Is(err, drafts.ErrNotFound) {
 		t.Fatalf("missing: %v", err)
 	}
-	if _, err := s.Get(ctx, "{evil}"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Get(ctx, "{evil}"); !errors.Is(err, drafts.ErrNotFound) {
 		t.Fatalf("bad id: %v", err)
 	}
 	if id, err := s.ByRef(ctx, 3); err != nil || id != "soon" {
@@ -66,7 +67,7 @@ func TestStoreCreateGetList(t *testing.T) {
 	if want := []string{"open-b", "open-a", "soon", "done"}; len(ids) != 4 || ids[0] != want[0] || ids[1] != want[1] || ids[2] != want[2] || ids[3] != want[3] {
 		t.Fatalf("List = %v, want %v", ids, want)
 	}
-	if up, _ := s.List(ctx, now, StatusUpcoming); len(up) != 1 || up[0].ID != "soon" {
+	if up, _ := s.List(ctx, now, drafts.StatusUpcoming); len(up) != 1 || up[0].ID != "soon" {
 		t.Fatalf("upcoming = %+v", up)
 	}
 	closed, err := s.ClosedBefore(ctx, now)
@@ -80,8 +81,8 @@ func TestStoreCreateGetList(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	now := time.Now()
-	var ve *ValidationError
-	bad := Draft{ID: "X", Kind: "poem", OpensAt: now, ClosesAt: now.Add(-time.Hour), DigestRecipients: []string{"Boss <b@x.cn>"}}
+	var ve *drafts.ValidationError
+	bad := drafts.Draft{ID: "X", Kind: "poem", OpensAt: now, ClosesAt: now.Add(-time.Hour), DigestRecipients: []string{"Boss <b@x.cn>"}}
 	if err := bad.Validate(); !errors.As(err, &ve) {
 		t.Fatalf("Validate = %v", err)
 	}

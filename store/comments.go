@@ -1,8 +1,7 @@
-package comments
+package store
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"consult/comments"
 	"consult/drafts"
 )
 
@@ -25,8 +25,8 @@ type draftSource interface {
 	ByRef(ctx context.Context, ref int64) (string, error)
 }
 
-// Store takes comments in and reads them back.
-type Store struct {
+// Comments takes comments in and reads them back.
+type Comments struct {
 	rdb    redis.UniversalClient
 	drafts draftSource
 	// IdempotencyTTL is how long a retried submission gets the first receipt.
@@ -41,9 +41,9 @@ type Store struct {
 // intakeBatch the most scripts one of them carries.
 const intakeLanes, intakeBatch = 16, 128
 
-// NewStore returns a Store on rdb, which it never dials itself.
-func NewStore(rdb redis.UniversalClient, ds draftSource) *Store {
-	return &Store{rdb: rdb, drafts: ds, IdempotencyTTL: 24 * time.Hour, batch: newBatcher(rdb, intakeLanes, intakeBatch)}
+// NewStore returns a Comments on rdb, which it never dials itself.
+func NewComments(rdb redis.UniversalClient, ds draftSource) *Comments {
+	return &Comments{rdb: rdb, drafts: ds, IdempotencyTTL: 24 * time.Hour, batch: newBatcher(rdb, intakeLanes, intakeBatch)}
 }
 
 // submitScript issues a receipt for one comment if the window is open, deciding by
@@ -96,46 +96,36 @@ return 0
 // The code and the received time sit beside it in the entry: the code is chosen
 // before the script runs and the time is Redis's, stamped inside it.
 type record struct {
-	DraftID     string   `json:"draft_id"`
-	Section     string   `json:"section"`
-	Body        string   `json:"body"`
-	Name        string   `json:"name,omitempty"`
-	Contact     string   `json:"contact,omitempty"`
-	Category    Category `json:"category"`
-	PublishName bool     `json:"publish_name"`
-}
-
-// Digest is the receipt's SHA-256: of the code, a newline and the comment's JSON as
-// recorded in the intake stream, so that a receipt binds its code to the exact text.
-func Digest(code string, payload []byte) string {
-	h := sha256.New()
-	h.Write([]byte(code))
-	h.Write([]byte{'\n'})
-	h.Write(payload)
-	return hex.EncodeToString(h.Sum(nil))
+	DraftID     string            `json:"draft_id"`
+	Section     string            `json:"section"`
+	Body        string            `json:"body"`
+	Name        string            `json:"name,omitempty"`
+	Contact     string            `json:"contact,omitempty"`
+	Category    comments.Category `json:"category"`
+	PublishName bool              `json:"publish_name"`
 }
 
 // Submit validates a submission and queues it durably. The receipt is returned only
-// after Redis has stored the entry. Errors: *ValidationError, ErrWindowClosed,
-// ErrWindowNotOpen, ErrIdempotencyMismatch, drafts.ErrNotFound.
-func (s *Store) Submit(ctx context.Context, sub Submission) (Receipt, error) {
+// after Redis has stored the entry. Errors: *comments.ValidationError, comments.ErrWindowClosed,
+// comments.ErrWindowNotOpen, comments.ErrIdempotencyMismatch, drafts.ErrNotFound.
+func (s *Comments) Submit(ctx context.Context, sub comments.Submission) (comments.Receipt, error) {
 	d, err := s.drafts.Get(ctx, sub.DraftID)
 	if err != nil {
-		return Receipt{}, fmt.Errorf("comments: submit %s: %w", sub.DraftID, err)
+		return comments.Receipt{}, fmt.Errorf("comments: submit %s: %w", sub.DraftID, err)
 	}
-	Normalize(&sub)
-	if err := Validate(sub, d); err != nil {
+	comments.Normalize(&sub)
+	if err := comments.Validate(sub, d); err != nil {
 		s.rejected.Add(1)
-		return Receipt{}, err
+		return comments.Receipt{}, err
 	}
-	code, err := newCode(d.Ref)
+	code, err := comments.NewCode(d.Ref)
 	if err != nil {
-		return Receipt{}, fmt.Errorf("comments: submit %s: %w", d.ID, err)
+		return comments.Receipt{}, fmt.Errorf("comments: submit %s: %w", d.ID, err)
 	}
 	payload, err := json.Marshal(record{DraftID: d.ID, Section: sub.Section, Body: sub.Body, Name: sub.Name,
 		Contact: sub.Contact, Category: sub.Category, PublishName: sub.PublishName})
 	if err != nil {
-		return Receipt{}, fmt.Errorf("comments: submit %s: %w", d.ID, err)
+		return comments.Receipt{}, fmt.Errorf("comments: submit %s: %w", d.ID, err)
 	}
 	// A retry with the same idempotency key must repeat the same comment; the code
 	// differs on each attempt, so the check is on the payload alone.
@@ -146,11 +136,11 @@ func (s *Store) Submit(ctx context.Context, sub Submission) (Receipt, error) {
 		// Workers find intake streams through this set; once per process and draft
 		// keeps it off the request's path after the first comment.
 		if err := s.rdb.ZAdd(ctx, activeSet, redis.Z{Score: float64(d.ClosesAt.UnixMilli()), Member: d.ID}).Err(); err != nil {
-			return Receipt{}, fmt.Errorf("comments: submit %s: %w", d.ID, err)
+			return comments.Receipt{}, fmt.Errorf("comments: submit %s: %w", d.ID, err)
 		}
 		s.active.Store(d.ID, struct{}{})
 	}
-	sha := Digest(code, payload)
+	sha := comments.Digest(code, payload)
 	useIdem, idemSha := "0", ""
 	if sub.IdempotencyKey != "" {
 		useIdem, idemSha = "1", sha
@@ -162,79 +152,79 @@ func (s *Store) Submit(ctx context.Context, sub Submission) (Receipt, error) {
 		switch {
 		case isScriptError(err, "WINDOW_CLOSED"):
 			s.rejected.Add(1)
-			return Receipt{}, ErrWindowClosed
+			return comments.Receipt{}, comments.ErrWindowClosed
 		case isScriptError(err, "WINDOW_NOT_OPEN"):
 			s.rejected.Add(1)
-			return Receipt{}, ErrWindowNotOpen
+			return comments.Receipt{}, comments.ErrWindowNotOpen
 		case isScriptError(err, "NOT_FOUND"):
-			return Receipt{}, fmt.Errorf("comments: submit %s: %w", d.ID, drafts.ErrNotFound)
+			return comments.Receipt{}, fmt.Errorf("comments: submit %s: %w", d.ID, drafts.ErrNotFound)
 		}
-		return Receipt{}, fmt.Errorf("comments: submit %s: %w", d.ID, err)
+		return comments.Receipt{}, fmt.Errorf("comments: submit %s: %w", d.ID, err)
 	}
 	if ms, err := strconv.ParseInt(res, 10, 64); err == nil {
 		s.accepted.Add(1)
-		return Receipt{Code: code, DraftID: d.ID, Section: sub.Section, ReceivedAt: time.UnixMilli(ms).UTC(), SHA256: sha}, nil
+		return comments.Receipt{Code: code, DraftID: d.ID, Section: sub.Section, ReceivedAt: time.UnixMilli(ms).UTC(), SHA256: sha}, nil
 	}
 	// A retry: the first receipt, if the comment is the same.
 	parts := strings.Split(res, "|")
 	if len(parts) != 4 {
-		return Receipt{}, fmt.Errorf("comments: submit %s: unexpected reply %q", d.ID, res)
+		return comments.Receipt{}, fmt.Errorf("comments: submit %s: unexpected reply %q", d.ID, res)
 	}
 	if parts[3] != contentHash {
-		return Receipt{}, ErrIdempotencyMismatch
+		return comments.Receipt{}, comments.ErrIdempotencyMismatch
 	}
 	ms, _ := strconv.ParseInt(parts[1], 10, 64)
-	return Receipt{Code: parts[0], DraftID: d.ID, Section: sub.Section, ReceivedAt: time.UnixMilli(ms).UTC(), SHA256: parts[2]}, nil
+	return comments.Receipt{Code: parts[0], DraftID: d.ID, Section: sub.Section, ReceivedAt: time.UnixMilli(ms).UTC(), SHA256: parts[2]}, nil
 }
 
 // Close stops the intake's pipelines, after the batches in flight are answered.
 // Call it once HTTP has stopped taking requests; Submit fails afterwards.
-func (s *Store) Close() { s.batch.close() }
+func (s *Comments) Close() { s.batch.close() }
 
 // Stats returns how many submissions this process took in and refused.
-func (s *Store) Stats() (accepted, rejected int64) { return s.accepted.Load(), s.rejected.Load() }
+func (s *Comments) Stats() (accepted, rejected int64) { return s.accepted.Load(), s.rejected.Load() }
 
-// Lookup returns the status of a receipt, or ErrNotFound. It needs only the code:
+// Lookup returns the status of a receipt, or comments.ErrNotFound. It needs only the code:
 // the code starts with the draft's ref.
-func (s *Store) Lookup(ctx context.Context, code string) (ReceiptStatus, error) {
-	code, ref, ok := ParseCode(code)
+func (s *Comments) Lookup(ctx context.Context, code string) (comments.ReceiptStatus, error) {
+	code, ref, ok := comments.ParseCode(code)
 	if !ok {
-		return ReceiptStatus{}, ErrNotFound
+		return comments.ReceiptStatus{}, comments.ErrNotFound
 	}
 	id, err := s.drafts.ByRef(ctx, ref)
 	if errors.Is(err, drafts.ErrNotFound) {
-		return ReceiptStatus{}, ErrNotFound
+		return comments.ReceiptStatus{}, comments.ErrNotFound
 	}
 	if err != nil {
-		return ReceiptStatus{}, fmt.Errorf("comments: lookup %s: %w", code, err)
+		return comments.ReceiptStatus{}, fmt.Errorf("comments: lookup %s: %w", code, err)
 	}
 	v, err := s.rdb.HGet(ctx, receiptsHash(id), code).Result()
 	if errors.Is(err, redis.Nil) {
-		return ReceiptStatus{}, ErrNotFound
+		return comments.ReceiptStatus{}, comments.ErrNotFound
 	}
 	if err != nil {
-		return ReceiptStatus{}, fmt.Errorf("comments: lookup %s: %w", code, err)
+		return comments.ReceiptStatus{}, fmt.Errorf("comments: lookup %s: %w", code, err)
 	}
 	mark, entry, section, ok := parseRecord(v)
 	if !ok {
-		return ReceiptStatus{}, fmt.Errorf("comments: lookup %s: malformed record %q", code, v)
+		return comments.ReceiptStatus{}, fmt.Errorf("comments: lookup %s: malformed record %q", code, v)
 	}
 	msgs, err := s.rdb.XRangeN(ctx, intakeStream(id), entry, entry, 1).Result()
 	if err != nil {
-		return ReceiptStatus{}, fmt.Errorf("comments: lookup %s: %w", code, err)
+		return comments.ReceiptStatus{}, fmt.Errorf("comments: lookup %s: %w", code, err)
 	}
 	if len(msgs) != 1 {
-		return ReceiptStatus{}, fmt.Errorf("comments: lookup %s: entry %s missing from the record", code, entry)
+		return comments.ReceiptStatus{}, fmt.Errorf("comments: lookup %s: entry %s missing from the record", code, entry)
 	}
 	c, reason := decode(id, msgs[0])
 	if reason != "" {
-		return ReceiptStatus{}, fmt.Errorf("comments: lookup %s: %s", code, reason)
+		return comments.ReceiptStatus{}, fmt.Errorf("comments: lookup %s: %s", code, reason)
 	}
 	g, err := s.group(ctx, id, entry, entry)
 	if err != nil {
-		return ReceiptStatus{}, fmt.Errorf("comments: lookup %s: %w", code, err)
+		return comments.ReceiptStatus{}, fmt.Errorf("comments: lookup %s: %w", code, err)
 	}
-	return ReceiptStatus{Code: code, DraftID: id, Section: section, Status: g.status(mark, entry),
+	return comments.ReceiptStatus{Code: code, DraftID: id, Section: section, Status: g.status(mark, entry),
 		ReceivedAt: c.ReceivedAt, SHA256: c.SHA256}, nil
 }
 
@@ -255,18 +245,18 @@ type groupState struct {
 	pending       map[string]bool
 }
 
-func (g groupState) status(mark, entry string) Status {
+func (g groupState) status(mark, entry string) comments.Status {
 	switch {
 	case mark == "r":
-		return StatusRejected
+		return comments.StatusRejected
 	case g.pending[entry] || compareIDs(entry, g.lastDelivered) > 0:
-		return StatusQueued
+		return comments.StatusQueued
 	}
-	return StatusAccepted
+	return comments.StatusAccepted
 }
 
 // group reads the consumer group's progress over the entries first..last.
-func (s *Store) group(ctx context.Context, draftID, first, last string) (groupState, error) {
+func (s *Comments) group(ctx context.Context, draftID, first, last string) (groupState, error) {
 	g := groupState{lastDelivered: "0-0", pending: map[string]bool{}}
 	infos, err := s.rdb.XInfoGroups(ctx, intakeStream(draftID)).Result()
 	if err != nil {
@@ -314,12 +304,12 @@ func compareIDs(a, b string) int {
 	return 0
 }
 
-// Counts returns a draft's intake counters.
-func (s *Store) Counts(ctx context.Context, draftID string) (Counts, error) {
+// comments.Counts returns a draft's intake counters.
+func (s *Comments) Counts(ctx context.Context, draftID string) (comments.Counts, error) {
 	return readCounts(ctx, s.rdb, draftID)
 }
 
-func readCounts(ctx context.Context, rdb redis.UniversalClient, draftID string) (Counts, error) {
+func readCounts(ctx context.Context, rdb redis.UniversalClient, draftID string) (comments.Counts, error) {
 	// Every entry of the intake stream is a receipt issued (or, rarely, something
 	// else that workers dead-letter and count as rejected), so its length is the
 	// number submitted: one write fewer per comment.
@@ -332,19 +322,19 @@ func readCounts(ctx context.Context, rdb redis.UniversalClient, draftID string) 
 	})
 	v := hm.Val()
 	if err != nil {
-		return Counts{}, fmt.Errorf("comments: counts %s: %w", draftID, err)
+		return comments.Counts{}, fmt.Errorf("comments: counts %s: %w", draftID, err)
 	}
 	n := func(x any) int64 {
 		str, _ := x.(string)
 		i, _ := strconv.ParseInt(str, 10, 64)
 		return i
 	}
-	return Counts{Submitted: xlen.Val(), Accepted: n(v[0]), Rejected: n(v[1])}, nil
+	return comments.Counts{Submitted: xlen.Val(), Accepted: n(v[0]), Rejected: n(v[1])}, nil
 }
 
 // WindowClosed reports whether the draft's window is closed by the Redis server's
 // clock, the one authority on the deadline.
-func (s *Store) WindowClosed(ctx context.Context, draftID string) (bool, error) {
+func (s *Comments) WindowClosed(ctx context.Context, draftID string) (bool, error) {
 	n, err := windowScript.Run(ctx, s.rdb, []string{draftHash(draftID)}).Int()
 	if isScriptError(err, "NOT_FOUND") {
 		return false, fmt.Errorf("comments: window %s: %w", draftID, drafts.ErrNotFound)
@@ -358,11 +348,11 @@ func (s *Store) WindowClosed(ctx context.Context, draftID string) (bool, error) 
 // Page returns up to limit comments received after the stream position after
 // ("" = from the start), in the order Redis received them, each with its status,
 // and the position to continue from ("" when there is no more).
-func (s *Store) Page(ctx context.Context, draftID, after string, limit int64) ([]Comment, string, error) {
+func (s *Comments) Page(ctx context.Context, draftID, after string, limit int64) ([]comments.Comment, string, error) {
 	start := "-"
 	if after != "" {
 		if !validStreamID(after) {
-			return nil, "", ErrBadCursor
+			return nil, "", comments.ErrBadCursor
 		}
 		start = "(" + after
 	}
@@ -370,7 +360,7 @@ func (s *Store) Page(ctx context.Context, draftID, after string, limit int64) ([
 	if err != nil {
 		return nil, "", fmt.Errorf("comments: page %s: %w", draftID, err)
 	}
-	cs := make([]Comment, 0, len(msgs))
+	cs := make([]comments.Comment, 0, len(msgs))
 	codes := make([]string, 0, len(msgs))
 	for _, m := range msgs {
 		c, reason := decode(draftID, m)
@@ -406,8 +396,8 @@ func (s *Store) Page(ctx context.Context, draftID, after string, limit int64) ([
 }
 
 // All returns every accepted comment of a draft in the order received.
-func (s *Store) All(ctx context.Context, draftID string) ([]Comment, error) {
-	var out []Comment
+func (s *Comments) All(ctx context.Context, draftID string) ([]comments.Comment, error) {
+	var out []comments.Comment
 	after := ""
 	for {
 		cs, next, err := s.Page(ctx, draftID, after, 1000)
@@ -415,7 +405,7 @@ func (s *Store) All(ctx context.Context, draftID string) ([]Comment, error) {
 			return nil, err
 		}
 		for _, c := range cs {
-			if c.Status == StatusAccepted {
+			if c.Status == comments.StatusAccepted {
 				out = append(out, c)
 			}
 		}
@@ -426,9 +416,6 @@ func (s *Store) All(ctx context.Context, draftID string) ([]Comment, error) {
 	}
 }
 
-// ErrBadCursor is a pagination position that is not a stream id.
-var ErrBadCursor = errors.New("comments: bad page cursor")
-
 func validStreamID(id string) bool {
 	ms, seq, ok := strings.Cut(id, "-")
 	if !ok {
@@ -437,56 +424,6 @@ func validStreamID(id string) bool {
 	_, err1 := strconv.ParseUint(ms, 10, 64)
 	_, err2 := strconv.ParseUint(seq, 10, 64)
 	return err1 == nil && err2 == nil
-}
-
-// Crockford's base32: no I, L, O, U, so a code read aloud or retyped survives.
-const codeAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-// newCode returns "<ref>-XXXXX-XXXXX": the draft's ref, then 50 random bits.
-func newCode(ref int64) (string, error) {
-	var b [10]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	out := make([]byte, 0, 11)
-	for i, x := range b {
-		if i == 5 {
-			out = append(out, '-')
-		}
-		out = append(out, codeAlphabet[x&31])
-	}
-	return strconv.FormatInt(ref, 10) + "-" + string(out), nil
-}
-
-// ParseCode normalizes a receipt code as a person may type it (lower case, spaces,
-// O for 0, I or L for 1) and returns it with its draft ref.
-func ParseCode(in string) (code string, ref int64, ok bool) {
-	in = strings.ToUpper(strings.Join(strings.Fields(in), ""))
-	refStr, rest, found := strings.Cut(in, "-")
-	if !found || len(refStr) == 0 || len(refStr) > 12 {
-		return "", 0, false
-	}
-	ref, err := strconv.ParseInt(refStr, 10, 64)
-	if err != nil || ref <= 0 {
-		return "", 0, false
-	}
-	rest = strings.ReplaceAll(rest, "-", "")
-	if len(rest) != 10 {
-		return "", 0, false
-	}
-	b := []byte(rest)
-	for i, c := range b {
-		switch c {
-		case 'O':
-			b[i] = '0'
-		case 'I', 'L':
-			b[i] = '1'
-		}
-		if !strings.ContainsRune(codeAlphabet, rune(b[i])) {
-			return "", 0, false
-		}
-	}
-	return strconv.FormatInt(ref, 10) + "-" + string(b[:5]) + "-" + string(b[5:]), ref, true
 }
 
 func isScriptError(err error, code string) bool {

@@ -1,4 +1,4 @@
-package comments
+package store
 
 import "runtime"
 
