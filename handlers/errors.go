@@ -168,7 +168,7 @@ func detail(err error) string {
 	if i := strings.LastIndex(msg, ": "); i >= 0 && !strings.Contains(msg, "invalid") {
 		msg = msg[i+2:]
 	}
-	for _, p := range []string{"handlers: ", "comments: ", "drafts: "} {
+	for _, p := range []string{"handlers: ", "store: ", "comments: ", "drafts: "} {
 		msg = strings.TrimPrefix(msg, p)
 	}
 	return msg

@@ -41,7 +41,7 @@ func newBatcher(rdb redis.UniversalClient, lanes, max int) *batcher {
 
 // errClosed is a submission after the store was closed (at shutdown, after HTTP
 // stopped taking requests, so no citizen sees it).
-var errClosed = errors.New("comments: store closed")
+var errClosed = errors.New("store: intake closed")
 
 // start runs the lanes, on first use: each gathers what is queued and sends it as
 // one pipeline, so several batches can be in flight at once. They run until close.
@@ -154,5 +154,5 @@ func text(cmd *redis.Cmd) (string, error) {
 	case string:
 		return v, nil
 	}
-	return "", fmt.Errorf("comments: unexpected script reply %T", v)
+	return "", fmt.Errorf("store: comments: unexpected script reply %T", v)
 }

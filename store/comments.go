@@ -111,7 +111,7 @@ type record struct {
 func (s *Comments) Submit(ctx context.Context, sub comments.Submission) (comments.Receipt, error) {
 	d, err := s.drafts.Get(ctx, sub.DraftID)
 	if err != nil {
-		return comments.Receipt{}, fmt.Errorf("comments: submit %s: %w", sub.DraftID, err)
+		return comments.Receipt{}, fmt.Errorf("store: comments: submit %s: %w", sub.DraftID, err)
 	}
 	comments.Normalize(&sub)
 	if err := comments.Validate(sub, d); err != nil {
@@ -120,12 +120,12 @@ func (s *Comments) Submit(ctx context.Context, sub comments.Submission) (comment
 	}
 	code, err := comments.NewCode(d.Ref)
 	if err != nil {
-		return comments.Receipt{}, fmt.Errorf("comments: submit %s: %w", d.ID, err)
+		return comments.Receipt{}, fmt.Errorf("store: comments: submit %s: %w", d.ID, err)
 	}
 	payload, err := json.Marshal(record{DraftID: d.ID, Section: sub.Section, Body: sub.Body, Name: sub.Name,
 		Contact: sub.Contact, Category: sub.Category, PublishName: sub.PublishName})
 	if err != nil {
-		return comments.Receipt{}, fmt.Errorf("comments: submit %s: %w", d.ID, err)
+		return comments.Receipt{}, fmt.Errorf("store: comments: submit %s: %w", d.ID, err)
 	}
 	// A retry with the same idempotency key must repeat the same comment; the code
 	// differs on each attempt, so the check is on the payload alone.
@@ -136,7 +136,7 @@ func (s *Comments) Submit(ctx context.Context, sub comments.Submission) (comment
 		// Workers find intake streams through this set; once per process and draft
 		// keeps it off the request's path after the first comment.
 		if err := s.rdb.ZAdd(ctx, activeSet, redis.Z{Score: float64(d.ClosesAt.UnixMilli()), Member: d.ID}).Err(); err != nil {
-			return comments.Receipt{}, fmt.Errorf("comments: submit %s: %w", d.ID, err)
+			return comments.Receipt{}, fmt.Errorf("store: comments: submit %s: %w", d.ID, err)
 		}
 		s.active.Store(d.ID, struct{}{})
 	}
@@ -157,9 +157,9 @@ func (s *Comments) Submit(ctx context.Context, sub comments.Submission) (comment
 			s.rejected.Add(1)
 			return comments.Receipt{}, comments.ErrWindowNotOpen
 		case isScriptError(err, "NOT_FOUND"):
-			return comments.Receipt{}, fmt.Errorf("comments: submit %s: %w", d.ID, drafts.ErrNotFound)
+			return comments.Receipt{}, fmt.Errorf("store: comments: submit %s: %w", d.ID, drafts.ErrNotFound)
 		}
-		return comments.Receipt{}, fmt.Errorf("comments: submit %s: %w", d.ID, err)
+		return comments.Receipt{}, fmt.Errorf("store: comments: submit %s: %w", d.ID, err)
 	}
 	if ms, err := strconv.ParseInt(res, 10, 64); err == nil {
 		s.accepted.Add(1)
@@ -168,7 +168,7 @@ func (s *Comments) Submit(ctx context.Context, sub comments.Submission) (comment
 	// A retry: the first receipt, if the comment is the same.
 	parts := strings.Split(res, "|")
 	if len(parts) != 4 {
-		return comments.Receipt{}, fmt.Errorf("comments: submit %s: unexpected reply %q", d.ID, res)
+		return comments.Receipt{}, fmt.Errorf("store: comments: submit %s: unexpected reply %q", d.ID, res)
 	}
 	if parts[3] != contentHash {
 		return comments.Receipt{}, comments.ErrIdempotencyMismatch
@@ -196,33 +196,33 @@ func (s *Comments) Lookup(ctx context.Context, code string) (comments.ReceiptSta
 		return comments.ReceiptStatus{}, comments.ErrNotFound
 	}
 	if err != nil {
-		return comments.ReceiptStatus{}, fmt.Errorf("comments: lookup %s: %w", code, err)
+		return comments.ReceiptStatus{}, fmt.Errorf("store: comments: lookup %s: %w", code, err)
 	}
 	v, err := s.rdb.HGet(ctx, receiptsHash(id), code).Result()
 	if errors.Is(err, redis.Nil) {
 		return comments.ReceiptStatus{}, comments.ErrNotFound
 	}
 	if err != nil {
-		return comments.ReceiptStatus{}, fmt.Errorf("comments: lookup %s: %w", code, err)
+		return comments.ReceiptStatus{}, fmt.Errorf("store: comments: lookup %s: %w", code, err)
 	}
 	mark, entry, section, ok := parseRecord(v)
 	if !ok {
-		return comments.ReceiptStatus{}, fmt.Errorf("comments: lookup %s: malformed record %q", code, v)
+		return comments.ReceiptStatus{}, fmt.Errorf("store: comments: lookup %s: malformed record %q", code, v)
 	}
 	msgs, err := s.rdb.XRangeN(ctx, intakeStream(id), entry, entry, 1).Result()
 	if err != nil {
-		return comments.ReceiptStatus{}, fmt.Errorf("comments: lookup %s: %w", code, err)
+		return comments.ReceiptStatus{}, fmt.Errorf("store: comments: lookup %s: %w", code, err)
 	}
 	if len(msgs) != 1 {
-		return comments.ReceiptStatus{}, fmt.Errorf("comments: lookup %s: entry %s missing from the record", code, entry)
+		return comments.ReceiptStatus{}, fmt.Errorf("store: comments: lookup %s: entry %s missing from the record", code, entry)
 	}
 	c, reason := decode(id, msgs[0])
 	if reason != "" {
-		return comments.ReceiptStatus{}, fmt.Errorf("comments: lookup %s: %s", code, reason)
+		return comments.ReceiptStatus{}, fmt.Errorf("store: comments: lookup %s: %s", code, reason)
 	}
 	g, err := s.group(ctx, id, entry, entry)
 	if err != nil {
-		return comments.ReceiptStatus{}, fmt.Errorf("comments: lookup %s: %w", code, err)
+		return comments.ReceiptStatus{}, fmt.Errorf("store: comments: lookup %s: %w", code, err)
 	}
 	return comments.ReceiptStatus{Code: code, DraftID: id, Section: section, Status: g.status(mark, entry),
 		ReceivedAt: c.ReceivedAt, SHA256: c.SHA256}, nil
@@ -322,7 +322,7 @@ func readCounts(ctx context.Context, rdb redis.UniversalClient, draftID string) 
 	})
 	v := hm.Val()
 	if err != nil {
-		return comments.Counts{}, fmt.Errorf("comments: counts %s: %w", draftID, err)
+		return comments.Counts{}, fmt.Errorf("store: comments: counts %s: %w", draftID, err)
 	}
 	n := func(x any) int64 {
 		str, _ := x.(string)
@@ -337,10 +337,10 @@ func readCounts(ctx context.Context, rdb redis.UniversalClient, draftID string) 
 func (s *Comments) WindowClosed(ctx context.Context, draftID string) (bool, error) {
 	n, err := windowScript.Run(ctx, s.rdb, []string{draftHash(draftID)}).Int()
 	if isScriptError(err, "NOT_FOUND") {
-		return false, fmt.Errorf("comments: window %s: %w", draftID, drafts.ErrNotFound)
+		return false, fmt.Errorf("store: comments: window %s: %w", draftID, drafts.ErrNotFound)
 	}
 	if err != nil {
-		return false, fmt.Errorf("comments: window %s: %w", draftID, err)
+		return false, fmt.Errorf("store: comments: window %s: %w", draftID, err)
 	}
 	return n == 1, nil
 }
@@ -358,7 +358,7 @@ func (s *Comments) Page(ctx context.Context, draftID, after string, limit int64)
 	}
 	msgs, err := s.rdb.XRangeN(ctx, intakeStream(draftID), start, "+", limit).Result()
 	if err != nil {
-		return nil, "", fmt.Errorf("comments: page %s: %w", draftID, err)
+		return nil, "", fmt.Errorf("store: comments: page %s: %w", draftID, err)
 	}
 	cs := make([]comments.Comment, 0, len(msgs))
 	codes := make([]string, 0, len(msgs))
@@ -373,11 +373,11 @@ func (s *Comments) Page(ctx context.Context, draftID, after string, limit int64)
 	if len(codes) > 0 {
 		recs, err := s.rdb.HMGet(ctx, receiptsHash(draftID), codes...).Result()
 		if err != nil {
-			return nil, "", fmt.Errorf("comments: page %s: %w", draftID, err)
+			return nil, "", fmt.Errorf("store: comments: page %s: %w", draftID, err)
 		}
 		g, err := s.group(ctx, draftID, msgs[0].ID, msgs[len(msgs)-1].ID)
 		if err != nil {
-			return nil, "", fmt.Errorf("comments: page %s: %w", draftID, err)
+			return nil, "", fmt.Errorf("store: comments: page %s: %w", draftID, err)
 		}
 		for i, v := range recs {
 			str, _ := v.(string)

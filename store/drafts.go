@@ -62,25 +62,25 @@ func (s *Drafts) Create(ctx context.Context, d drafts.Draft) (drafts.Draft, erro
 	d.Sections = drafts.ParseSections(d.Text)
 	// A taken id is checked before a ref is spent; the script checks again atomically.
 	if n, err := s.rdb.Exists(ctx, draftHash(d.ID)).Result(); err != nil {
-		return drafts.Draft{}, fmt.Errorf("drafts: create %s: %w", d.ID, err)
+		return drafts.Draft{}, fmt.Errorf("store: drafts: create %s: %w", d.ID, err)
 	} else if n > 0 {
 		return drafts.Draft{}, drafts.ErrExists
 	}
 	ref, err := s.rdb.Incr(ctx, refCounter).Result()
 	if err != nil {
-		return drafts.Draft{}, fmt.Errorf("drafts: create %s: ref: %w", d.ID, err)
+		return drafts.Draft{}, fmt.Errorf("store: drafts: create %s: ref: %w", d.ID, err)
 	}
 	d.Ref = ref
 	b, err := json.Marshal(d)
 	if err != nil {
-		return drafts.Draft{}, fmt.Errorf("drafts: create %s: %w", d.ID, err)
+		return drafts.Draft{}, fmt.Errorf("store: drafts: create %s: %w", d.ID, err)
 	}
 	opens, closes := d.OpensAt.UnixMilli(), d.ClosesAt.UnixMilli()
 	if err := createScript.Run(ctx, s.rdb, []string{draftHash(d.ID)}, b, opens, closes, ref).Err(); err != nil {
 		if isScriptError(err, "EXISTS") {
 			return drafts.Draft{}, drafts.ErrExists
 		}
-		return drafts.Draft{}, fmt.Errorf("drafts: create %s: %w", d.ID, err)
+		return drafts.Draft{}, fmt.Errorf("store: drafts: create %s: %w", d.ID, err)
 	}
 	// The indexes live outside the draft's slot, so they are written after it. A
 	// crash in between leaves a draft that is reachable by id but not listed.
@@ -91,7 +91,7 @@ func (s *Drafts) Create(ctx context.Context, d drafts.Draft) (drafts.Draft, erro
 		return nil
 	})
 	if err != nil {
-		return drafts.Draft{}, fmt.Errorf("drafts: create %s: index: %w", d.ID, err)
+		return drafts.Draft{}, fmt.Errorf("store: drafts: create %s: index: %w", d.ID, err)
 	}
 	return d, nil
 }
@@ -113,11 +113,11 @@ func (s *Drafts) Get(ctx context.Context, id string) (drafts.Draft, error) {
 		return drafts.Draft{}, drafts.ErrNotFound
 	}
 	if err != nil {
-		return drafts.Draft{}, fmt.Errorf("drafts: get %s: %w", id, err)
+		return drafts.Draft{}, fmt.Errorf("store: drafts: get %s: %w", id, err)
 	}
 	var d drafts.Draft
 	if err := json.Unmarshal(b, &d); err != nil {
-		return drafts.Draft{}, fmt.Errorf("drafts: get %s: decode: %w", id, err)
+		return drafts.Draft{}, fmt.Errorf("store: drafts: get %s: decode: %w", id, err)
 	}
 	s.mu.Lock()
 	s.cache[id] = cached{d: d, expires: now.Add(s.ttl)}
@@ -138,7 +138,7 @@ func (s *Drafts) ByRef(ctx context.Context, ref int64) (string, error) {
 		return "", drafts.ErrNotFound
 	}
 	if err != nil {
-		return "", fmt.Errorf("drafts: ref %d: %w", ref, err)
+		return "", fmt.Errorf("store: drafts: ref %d: %w", ref, err)
 	}
 	s.mu.Lock()
 	s.refs[ref] = id
@@ -152,7 +152,7 @@ func (s *Drafts) ByRef(ctx context.Context, ref int64) (string, error) {
 func (s *Drafts) List(ctx context.Context, now time.Time, statuses ...drafts.Status) ([]drafts.Draft, error) {
 	ids, err := s.rdb.ZRange(ctx, indexByOpen, 0, -1).Result()
 	if err != nil {
-		return nil, fmt.Errorf("drafts: list: %w", err)
+		return nil, fmt.Errorf("store: drafts: list: %w", err)
 	}
 	want := map[drafts.Status]bool{}
 	for _, st := range statuses {
@@ -165,7 +165,7 @@ func (s *Drafts) List(ctx context.Context, now time.Time, statuses ...drafts.Sta
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("drafts: list: %w", err)
+			return nil, fmt.Errorf("store: drafts: list: %w", err)
 		}
 		if len(want) == 0 || want[d.StatusAt(now)] {
 			out = append(out, d)
@@ -194,7 +194,7 @@ func (s *Drafts) List(ctx context.Context, now time.Time, statuses ...drafts.Sta
 func (s *Drafts) ClosedBefore(ctx context.Context, t time.Time) ([]string, error) {
 	ids, err := s.rdb.ZRangeByScore(ctx, indexByClose, &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(t.UnixMilli(), 10)}).Result()
 	if err != nil {
-		return nil, fmt.Errorf("drafts: closed before %s: %w", t, err)
+		return nil, fmt.Errorf("store: drafts: closed before %s: %w", t, err)
 	}
 	return ids, nil
 }
@@ -203,7 +203,7 @@ func (s *Drafts) ClosedBefore(ctx context.Context, t time.Time) ([]string, error
 func (s *Drafts) Empty(ctx context.Context) (bool, error) {
 	n, err := s.rdb.Exists(ctx, refCounter).Result()
 	if err != nil {
-		return false, fmt.Errorf("drafts: empty: %w", err)
+		return false, fmt.Errorf("store: drafts: empty: %w", err)
 	}
 	return n == 0, nil
 }

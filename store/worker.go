@@ -141,14 +141,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-var errStopped = errors.New("comments: worker stopped by hook")
+var errStopped = errors.New("store: worker stopped by hook")
 
 // round reads every active stream once (and claims stale entries when claim is set)
 // and reports whether any read came back full, i.e. more may be waiting.
 func (w *Worker) round(ctx context.Context, claim bool) (bool, error) {
 	ids, err := w.rdb.ZRange(ctx, activeSet, 0, -1).Result()
 	if err != nil {
-		return false, fmt.Errorf("comments: worker: active: %w", err)
+		return false, fmt.Errorf("store: worker: active: %w", err)
 	}
 	full := false
 	for _, id := range ids {
@@ -167,7 +167,7 @@ func (w *Worker) round(ctx context.Context, claim bool) (bool, error) {
 			Count: w.cfg.Batch, Block: -1,
 		}).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
-			return full, fmt.Errorf("comments: worker: read %s: %w", id, err)
+			return full, fmt.Errorf("store: worker: read %s: %w", id, err)
 		}
 		for _, st := range streams {
 			msgs = append(msgs, st.Messages...)
@@ -189,7 +189,7 @@ func (w *Worker) ensureGroup(ctx context.Context, id string) error {
 	}
 	err := w.rdb.XGroupCreateMkStream(ctx, intakeStream(id), group, "0").Err()
 	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return fmt.Errorf("comments: worker: group %s: %w", id, err)
+		return fmt.Errorf("store: worker: group %s: %w", id, err)
 	}
 	w.groups.Store(id, struct{}{})
 	return nil
@@ -203,7 +203,7 @@ func (w *Worker) claim(ctx context.Context, id string) ([]redis.XMessage, error)
 		MinIdle: w.cfg.ClaimIdle, Start: "0-0", Count: w.cfg.Batch,
 	}).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("comments: worker: claim %s: %w", id, err)
+		return nil, fmt.Errorf("store: worker: claim %s: %w", id, err)
 	}
 	if len(msgs) == 0 {
 		return nil, nil
@@ -212,7 +212,7 @@ func (w *Worker) claim(ctx context.Context, id string) ([]redis.XMessage, error)
 		Stream: intakeStream(id), Group: group, Start: msgs[0].ID, End: msgs[len(msgs)-1].ID, Count: int64(len(msgs)) + w.cfg.Batch,
 	}).Result()
 	if err != nil {
-		return nil, fmt.Errorf("comments: worker: pending %s: %w", id, err)
+		return nil, fmt.Errorf("store: worker: pending %s: %w", id, err)
 	}
 	deliveries := make(map[string]int64, len(pend))
 	for _, p := range pend {
@@ -221,7 +221,7 @@ func (w *Worker) claim(ctx context.Context, id string) ([]redis.XMessage, error)
 	keep := msgs[:0]
 	for _, m := range msgs {
 		if deliveries[m.ID] > w.cfg.MaxDeliveries {
-			if err := w.dead(ctx, id, m, fmt.Sprintf("delivered %d times without being stored", deliveries[m.ID])); err != nil {
+			if err := w.dead(ctx, id, m, fmt.Sprintf("delivered %d times without being settled", deliveries[m.ID])); err != nil {
 				return nil, err
 			}
 			continue
@@ -263,7 +263,7 @@ func (w *Worker) process(ctx context.Context, id string, msgs []redis.XMessage) 
 	}
 	keys := []string{countsHash(id), intakeStream(id)}
 	if err := settleScript.Run(ctx, w.rdb, keys, args...).Err(); err != nil {
-		return fmt.Errorf("comments: worker: settle %s: %w", id, err)
+		return fmt.Errorf("store: worker: settle %s: %w", id, err)
 	}
 	w.processed.Add(int64(len(args) - 1))
 	w.lagMs.Store(max(0, now.UnixMilli()-newest))
@@ -312,7 +312,7 @@ func (w *Worker) dead(ctx context.Context, id string, m redis.XMessage, reason s
 	keys := []string{deadStream(id), receiptsHash(id), countsHash(id), intakeStream(id)}
 	n, err := deadScript.Run(ctx, w.rdb, keys, group, m.ID, code, reason, fields).Int()
 	if err != nil {
-		return fmt.Errorf("comments: worker: dead-letter %s %s: %w", id, m.ID, err)
+		return fmt.Errorf("store: worker: dead-letter %s %s: %w", id, m.ID, err)
 	}
 	if n == 0 {
 		return nil // another worker settled it meanwhile
