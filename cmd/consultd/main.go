@@ -72,12 +72,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 		return err
 	}
 	defer rdb.Close()
-	ready := &readiness{rdb: rdb}
-	if cfg.RedisURL != "" {
-		ready.warnings = persistenceWarnings(ctx, rdb)
-		for _, w := range ready.warnings {
-			log.Warn("redis persistence", "warning", w)
-		}
+	// Read back from the server, embedded or not: what counts is what it runs with.
+	ready := &readiness{rdb: rdb, warnings: persistenceWarnings(ctx, rdb)}
+	for _, w := range ready.warnings {
+		log.Warn("redis persistence", "warning", w)
 	}
 
 	token, err := adminToken(cfg)
@@ -177,19 +175,22 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 		started(ln.Addr().String())
 	}
 
+	var serveErr error
 	select {
 	case <-ctx.Done():
 	case err := <-srvErr:
 		if !errors.Is(err, http.ErrServerClosed) {
+			serveErr = fmt.Errorf("http: %w", err)
 			log.Error("http server failed", "err", err)
 		}
 	}
 	log.Info("shutting down")
 	// Shutdown order: stop taking HTTP traffic (in-flight requests finish, so every
-	// receipt given is stored) and close the intake's pipelines; stop the scheduler (a send in progress finishes or is
-	// left for the next start, recorded per recipient); stop the workers (entries read
-	// but not stored stay pending and are claimed later); then the deferred calls
-	// close Redis and stop the embedded redis-server last, after the final write.
+	// receipt given is stored) and close the intake's pipelines; stop the scheduler
+	// (a send in progress finishes or is left for the next start, recorded per
+	// recipient); stop the workers (entries read but not settled stay pending and are
+	// claimed later); then the deferred calls close Redis and stop the embedded
+	// redis-server last, after the final write.
 	shutCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {
@@ -203,7 +204,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 	stopBG()
 	embWG.Wait()
 	log.Info("stopped")
-	return nil
+	return serveErr
 }
 
 func newLogger(level string) *slog.Logger {
