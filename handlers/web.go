@@ -342,7 +342,14 @@ func (s *server) submitComment(c echo.Context) error {
 		// makes the next press a new comment, which is what they now mean.
 		f.Notice, f.IdempotencyKey = v.T("form.reused"), newIdempotencyKey()
 	default:
-		return err
+		st, _, _ := classify(err)
+		if st != http.StatusServiceUnavailable {
+			return err
+		}
+		// Storage is down: no receipt, but the text stays on the page to send again.
+		s.Logger.Warn("storage unavailable", "path", c.Path(), "err", err)
+		c.Response().Header().Set("Retry-After", "5")
+		status, f.Notice = st, v.T("form.unavailable")
 	}
 	f.BodyCount = runeCount(f.Body)
 	v.Title, v.Page = v.T("form.title")+" - "+d.Title, f

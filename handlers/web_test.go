@@ -49,22 +49,24 @@ const (
 
 // env is the handler on a real Redis with real stores.
 type env struct {
-	t  *testing.T
-	h  http.Handler
-	ds *store.Drafts
-	cs *store.Comments
+	t     *testing.T
+	h     http.Handler
+	ds    *store.Drafts
+	cs    *store.Comments
+	redis *redistest.Server
 }
 
 func newEnv(t *testing.T, now func() time.Time) *env {
 	t.Helper()
-	rdb := redistest.Start(t).Client(t)
+	rs := redistest.Start(t)
+	rdb := rs.Client(t)
 	ds := store.NewDrafts(rdb, now)
 	cs := store.NewComments(rdb, ds)
 	e, err := New(Config{Drafts: ds, Comments: cs, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, h: e, ds: ds, cs: cs}
+	return &env{t: t, h: e, ds: ds, cs: cs, redis: rs}
 }
 
 func (e *env) draft(d drafts.Draft) drafts.Draft {
@@ -610,6 +612,20 @@ func TestWindowErrorsKeepText(t *testing.T) {
 	}
 	r = c.do(http.MethodPost, "/d/later/comment", url.Values{"_csrf": {token}, "body": {"早到的意见。"}})
 	r.must(t, http.StatusConflict, "本次征求意见将于", "早到的意见。")
+	checkPage(t, r, langZH)
+}
+
+// TestStorageDownKeepsText: with Redis gone the form comes back (503) with what
+// the person typed and a notice, never a receipt and never an error page.
+func TestStorageDownKeepsText(t *testing.T) {
+	e := newEnv(t, nil)
+	openDraft(e, "plan")
+	c := e.client()
+	form := c.get("/d/plan/comment?section=p1").body
+	token := field(t, csrfRe, form)
+	e.redis.Proc.Kill()
+	r := c.do(http.MethodPost, "/d/plan/comment", url.Values{"_csrf": {token}, "body": {"停机时写下的意见，请勿丢失。"}, "section": {"p1"}, "name": {"王五"}})
+	r.must(t, http.StatusServiceUnavailable, "系统暂时无法保存意见", "停机时写下的意见，请勿丢失。", "王五", `type="submit"`)
 	checkPage(t, r, langZH)
 }
 
