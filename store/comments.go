@@ -51,17 +51,18 @@ func NewComments(rdb redis.UniversalClient, ds draftSource) *Comments {
 // decide. The receipt record maps the code to its stream entry: "q|<entry id>|<section>",
 // which a dead-letter turns into "r|…"; whether a comment is accepted is read from
 // the consumer group (see groupState), so settling a batch writes no per-comment key.
+// The idempotency key and its arguments come last and only when the client sent a
+// key: every argument is a Lua string made on each call, the payload among them.
 //
-//	KEYS[1] draft hash, KEYS[2] idempotency key, KEYS[3] intake stream,
-//	KEYS[4] receipts hash
-//	ARGV[1] idempotency TTL (s), ARGV[2] comment JSON, ARGV[3] code,
-//	ARGV[4] sha256 and ARGV[5] content hash (both for the idempotency record), ARGV[6] "1" when an idempotency key is given,
-//	ARGV[7] section anchor
+//	KEYS[1] draft hash, KEYS[2] intake stream, KEYS[3] receipts hash, [KEYS[4] idempotency key]
+//	ARGV[1] code, ARGV[2] comment JSON, ARGV[3] section anchor,
+//	[ARGV[4] idempotency TTL (s), ARGV[5] sha256, ARGV[6] content hash]
 //	returns received_ms, or on a retry the first "code|received_ms|sha256|content hash"
 //	| error "NOT_FOUND" | "WINDOW_NOT_OPEN" | "WINDOW_CLOSED"
 var submitScript = redis.NewScript(`
-if ARGV[6] == '1' then
-  local prev = redis.call('GET', KEYS[2])
+local idem = KEYS[4]
+if idem then
+  local prev = redis.call('GET', idem)
   if prev then return prev end
 end
 local w = redis.call('HMGET', KEYS[1], 'opens_ms', 'closes_ms')
@@ -70,10 +71,10 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if now < tonumber(w[1]) then return redis.error_reply('WINDOW_NOT_OPEN') end
 if now >= tonumber(w[2]) then return redis.error_reply('WINDOW_CLOSED') end
-local id = redis.call('XADD', KEYS[3], '*', 'code', ARGV[3], 'recv', now, 'c', ARGV[2])
-redis.call('HSET', KEYS[4], ARGV[3], 'q|' .. id .. '|' .. ARGV[7])
-if ARGV[6] == '1' then
-  redis.call('SET', KEYS[2], ARGV[3] .. '|' .. now .. '|' .. ARGV[4] .. '|' .. ARGV[5], 'EX', ARGV[1])
+local id = redis.call('XADD', KEYS[2], '*', 'code', ARGV[1], 'recv', now, 'c', ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[1], 'q|' .. id .. '|' .. ARGV[3])
+if idem then
+  redis.call('SET', idem, ARGV[1] .. '|' .. now .. '|' .. ARGV[5] .. '|' .. ARGV[6], 'EX', ARGV[4])
 end
 return now
 `)
@@ -141,13 +142,14 @@ func (s *Comments) Submit(ctx context.Context, sub comments.Submission) (comment
 		s.active.Store(d.ID, struct{}{})
 	}
 	sha := comments.Digest(code, payload)
-	useIdem, idemSha := "0", ""
+	keys := []string{draftHash(d.ID), intakeStream(d.ID), receiptsHash(d.ID)}
+	args := []any{code, payload, sub.Section}
 	if sub.IdempotencyKey != "" {
-		useIdem, idemSha = "1", sha
+		keys = append(keys, idemKey(d.ID, sub.IdempotencyKey))
+		args = append(args, int(s.IdempotencyTTL/time.Second), sha, contentHash)
 	}
-	keys := []string{draftHash(d.ID), idemKey(d.ID, sub.IdempotencyKey), intakeStream(d.ID), receiptsHash(d.ID)}
 	s.batch.start(intakeLanes)
-	res, err := s.batch.run(ctx, keys, int(s.IdempotencyTTL/time.Second), payload, code, idemSha, contentHash, useIdem, sub.Section)
+	res, err := s.batch.run(ctx, keys, args...)
 	if err != nil {
 		switch {
 		case isScriptError(err, "WINDOW_CLOSED"):
