@@ -167,6 +167,9 @@ func (w *Worker) round(ctx context.Context, claim bool) (bool, error) {
 			Count: w.cfg.Batch, Block: -1,
 		}).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
+			if redis.HasErrorPrefix(err, "NOGROUP") {
+				w.groups.Delete(id) // the stream was removed or replaced: make the group again
+			}
 			return full, fmt.Errorf("store: worker: read %s: %w", id, err)
 		}
 		for _, st := range streams {
