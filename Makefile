@@ -8,18 +8,25 @@ APT_BENCH := redis-server wrk
 
 .PHONY: run test deps deps-test deps-bench build bench fuzz vet
 
-# deps installs what `make run` needs (Debian, as root or with sudo).
+# apt-install installs the Debian packages in $(1) that are missing (as root, or
+# with sudo). Recommended packages come too: that is how the tests were run
+# (chromium's recommends among them).
+define apt-install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; $(SUDO) apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
+endef
+
+# deps installs what `make run` needs; deps-test and deps-bench what the tests and
+# the benchmark need.
 deps:
-	@missing=""; for p in $(APT_RUN); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then echo "installing:$$missing"; $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; fi
+	$(call apt-install,$(APT_RUN))
 
 deps-test:
-	@missing=""; for p in $(APT_TEST); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then echo "installing:$$missing"; $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; fi
+	$(call apt-install,$(APT_TEST))
 
 deps-bench:
-	@missing=""; for p in $(APT_BENCH); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then echo "installing:$$missing"; $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; fi
+	$(call apt-install,$(APT_BENCH))
 
 build:
 	$(GO) build -o bin/consultd ./cmd/consultd
