@@ -20,9 +20,10 @@ import (
 const apiToken = "test-admin-token"
 
 type apiEnv struct {
-	srv *httptest.Server
-	cs  *store.Comments
-	ds  *store.Drafts
+	srv   *httptest.Server
+	cs    *store.Comments
+	ds    *store.Drafts
+	redis *redistest.Server
 }
 
 type alwaysReady struct{}
@@ -31,7 +32,8 @@ func (alwaysReady) Ready(context.Context) ([]string, error) { return nil, nil }
 
 func newAPI(t *testing.T) *apiEnv {
 	t.Helper()
-	rdb := redistest.Start(t).Client(t)
+	rs := redistest.Start(t)
+	rdb := rs.Client(t)
 	ds := store.NewDrafts(rdb, nil)
 	cs := store.NewComments(rdb, ds)
 	e, err := New(Config{Drafts: ds, Comments: cs, Ready: alwaysReady{}, AdminToken: apiToken})
@@ -40,7 +42,7 @@ func newAPI(t *testing.T) *apiEnv {
 	}
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
-	return &apiEnv{srv: srv, cs: cs, ds: ds}
+	return &apiEnv{srv: srv, cs: cs, ds: ds, redis: rs}
 }
 
 func (a *apiEnv) do(t *testing.T, method, path, token string, body []byte, hdr ...string) (*http.Response, map[string]any) {
@@ -267,23 +269,13 @@ func TestAPIBadInput(t *testing.T) {
 // TestAPIRedisDown: with Redis unreachable the intake answers 503 with Retry-After,
 // never a receipt and never a 500.
 func TestAPIRedisDown(t *testing.T) {
-	rs := redistest.Start(t)
-	rdb := rs.Client(t)
-	ds := store.NewDrafts(rdb, nil)
-	cs := store.NewComments(rdb, ds)
-	e, err := New(Config{Drafts: ds, Comments: cs, Ready: alwaysReady{}, AdminToken: apiToken})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(e)
-	defer srv.Close()
-	a := &apiEnv{srv: srv, cs: cs, ds: ds}
+	a := newAPI(t)
 	now := time.Now()
 	createDraft(t, a, "down-draft", now.Add(-time.Hour), now.Add(time.Hour))
 	if res, _ := a.do(t, "GET", "/api/v1/drafts/down-draft", "", nil); res.StatusCode != 200 {
 		t.Fatalf("before: %d", res.StatusCode)
 	}
-	rs.Proc.Kill()
+	a.redis.Proc.Kill()
 	for _, path := range []string{"/api/v1/drafts/down-draft/comments", "/api/v1/drafts/uncached/comments"} {
 		res, out := a.do(t, "POST", path, "", []byte(`{"body":"服务中断时的意见"}`))
 		if res.StatusCode != 503 || out["code"] != "unavailable" || res.Header.Get("Retry-After") == "" || out["receipt"] != nil {

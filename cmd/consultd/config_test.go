@@ -45,7 +45,7 @@ func TestExternalRedisPersistenceWarning(t *testing.T) {
 	rs := redistest.StartWith(t, redisproc.Options{AppendFsync: "everysec"})
 	cfg := testConfig(t)
 	cfg.RedisURL = "redis://" + rs.Addr
-	base := startConsultd(t, cfg)
+	base, _ := startConsultd(t, cfg)
 	res, err := http.Get(base + "/readyz")
 	if err != nil {
 		t.Fatal(err)

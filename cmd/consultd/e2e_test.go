@@ -19,35 +19,39 @@ import (
 	"consult/internal/smtptest"
 )
 
-// startConsultd runs the real wiring (run) against the given Redis and SMTP servers
-// and returns its base URL; it stops at the end of the test.
-func startConsultd(t *testing.T, cfg Config) string {
+// startConsultd runs the real wiring (run) against the servers cfg names and
+// returns its base URL and a stop function; it stops at the end of the test too.
+func startConsultd(t *testing.T, cfg Config) (base string, stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	go func() { done <- run(ctx, cfg, log, func(a string) { addrc <- a }) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("consultd returned %v", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("consultd returned %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("consultd did not stop within 30s")
 			}
-		case <-time.After(30 * time.Second):
-			t.Error("consultd did not stop within 30s")
-		}
-	})
+		})
+	}
+	t.Cleanup(stop)
 	select {
 	case a := <-addrc:
-		return "http://" + a
+		return "http://" + a, stop
 	case err := <-done:
 		t.Fatalf("consultd did not start: %v", err)
 	case <-time.After(20 * time.Second):
 		t.Fatal("consultd did not start within 20s")
 	}
-	return ""
+	return "", stop
 }
 
 func testConfig(t *testing.T) Config {
@@ -91,7 +95,7 @@ func TestEndToEnd(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.RedisURL = "redis://" + rs.Addr
 	cfg.SMTPURL = "smtp://" + mail.Addr
-	base := startConsultd(t, cfg)
+	base, _ := startConsultd(t, cfg)
 
 	closes := time.Now().Add(6 * time.Second) // room for a slow machine: a comment refused as late fails the test
 	recipients := []string{"office@bureau.example.gov.cn", "director@bureau.example.gov.cn"}
@@ -262,7 +266,7 @@ func TestEndToEndOnCluster(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.RedisURL = cl.URL()
 	cfg.SMTPURL = "smtp://" + mail.Addr
-	base := startConsultd(t, cfg)
+	base, _ := startConsultd(t, cfg)
 
 	closes := time.Now().Add(3 * time.Second)
 	var codes []string

@@ -62,33 +62,15 @@ func TestEmbeddedDefaultSurvivesRestart(t *testing.T) {
 	cfg.Demo = true
 	cfg.RedisURL = ""
 
-	first := func() string {
-		t.Helper()
-		ctx, cancel := context.WithCancel(context.Background())
-		addrc := make(chan string, 1)
-		done := make(chan error, 1)
-		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-		go func() { done <- run(ctx, cfg, log, func(a string) { addrc <- a }) }()
-		var base string
-		select {
-		case a := <-addrc:
-			base = "http://" + a
-		case err := <-done:
-			t.Fatalf("consultd did not start: %v", err)
-		}
-		st, out := post(t, base+"/api/v1/drafts/hongya-fazhi-2026/comments", "", "", map[string]any{"body": "建议增加公众参与的内容。"})
-		if st != 202 {
-			t.Fatalf("comment on the demo: %d %v", st, out)
-		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		return out["receipt"].(map[string]any)["code"].(string)
+	base, stop := startConsultd(t, cfg)
+	st, out := post(t, base+"/api/v1/drafts/hongya-fazhi-2026/comments", "", "", map[string]any{"body": "建议增加公众参与的内容。"})
+	if st != 202 {
+		t.Fatalf("comment on the demo: %d %v", st, out)
 	}
-	code := first()
+	code := out["receipt"].(map[string]any)["code"].(string)
+	stop()
 
-	base := startConsultd(t, cfg)
+	base, _ = startConsultd(t, cfg)
 	res, err := http.Get(base + "/api/v1/receipts/" + code)
 	if err != nil {
 		t.Fatal(err)
