@@ -21,7 +21,7 @@ type Drafts struct {
 	now func() time.Time
 	ttl time.Duration
 
-	mu    sync.Mutex
+	mu    sync.RWMutex // read on every comment: readers must not queue behind each other
 	cache map[string]cached
 	refs  map[int64]string
 }
@@ -99,9 +99,9 @@ func (s *Drafts) Create(ctx context.Context, d drafts.Draft) (drafts.Draft, erro
 // Get returns the draft with the given id, or drafts.ErrNotFound.
 func (s *Drafts) Get(ctx context.Context, id string) (drafts.Draft, error) {
 	now := s.now()
-	s.mu.Lock()
+	s.mu.RLock()
 	c, ok := s.cache[id]
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	if ok && now.Before(c.expires) {
 		return c.d, nil
 	}
@@ -127,9 +127,9 @@ func (s *Drafts) Get(ctx context.Context, id string) (drafts.Draft, error) {
 
 // ByRef returns the id of the draft with the given ref, or drafts.ErrNotFound.
 func (s *Drafts) ByRef(ctx context.Context, ref int64) (string, error) {
-	s.mu.Lock()
+	s.mu.RLock()
 	id, ok := s.refs[ref]
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	if ok {
 		return id, nil
 	}
