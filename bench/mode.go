@@ -381,18 +381,21 @@ const commentText = "建议在第一条中明确本办法的适用范围，对�
 	"确保各项规定能够落到实处。对于第二条规定的程序，建议细化各环节的办理时限，避免因程序不明确导致群众反复奔波。" +
 	"第三条规定的三十日期限较为合理，但对于内容复杂、社会关注度高的草案，建议适当延长征求意见期限，并通过多种渠道广泛告知。"
 
+// comment has the fields of consultd's comment API: what the load sends and what
+// the decode+XADD baseline decodes.
+type comment struct {
+	Section     string `json:"section"`
+	Body        string `json:"body"`
+	Name        string `json:"name"`
+	Contact     string `json:"contact"`
+	Category    string `json:"category"`
+	PublishName bool   `json:"publish_name"`
+}
+
 // commentBody is the comment every request sends: the JSON of consultd's comment
 // API with a body of Chinese text, as long as fits in size bytes. It returns the
 // JSON and the body's length in characters.
 func commentBody(section string, size int) ([]byte, int) {
-	type comment struct {
-		Section     string `json:"section"`
-		Body        string `json:"body"`
-		Name        string `json:"name"`
-		Contact     string `json:"contact"`
-		Category    string `json:"category"`
-		PublishName bool   `json:"publish_name"`
-	}
 	c := comment{Section: section, Name: "张三", Contact: "zhangsan@example.cn", Category: "individual"}
 	var text []rune
 	for len(text) < size {

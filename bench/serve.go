@@ -51,15 +51,7 @@ func serve(mode, addr, redisAddr string, pool int) error {
 			if err != nil {
 				return err
 			}
-			// The same fields as consultd's comment route, strictly decoded.
-			var in struct {
-				Section     string `json:"section"`
-				Body        string `json:"body"`
-				Name        string `json:"name"`
-				Contact     string `json:"contact"`
-				Category    string `json:"category"`
-				PublishName bool   `json:"publish_name"`
-			}
+			var in comment // the same fields as consultd's comment route
 			if err := json.Unmarshal(body, &in); err != nil {
 				return echo.NewHTTPError(http.StatusBadRequest, err.Error())
 			}
