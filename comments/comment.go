@@ -39,6 +39,9 @@ var (
 	ErrWindowClosed        = errors.New("comments: comment window is closed")
 	ErrWindowNotOpen       = errors.New("comments: comment window is not open yet")
 	ErrIdempotencyMismatch = errors.New("comments: idempotency key reused with a different comment")
+	// ErrDraftFull is a comment refused because its draft reached the stored
+	// comments or bytes its limits allow: nothing was kept.
+	ErrDraftFull = errors.New("comments: draft has reached its storage limit")
 )
 
 // ValidationError lists what is wrong with a submission, field by field.
@@ -63,6 +66,10 @@ type Submission struct {
 	PublishName bool // separate consent to publish the name (PIPL art. 25)
 	// IdempotencyKey makes a retried submission return the first receipt.
 	IdempotencyKey string
+	// Client identifies the sender for flagging exact duplicates: a keyed hash of
+	// the client's address made by the web layer, never the address itself.
+	// Empty means unknown (no duplicate check).
+	Client string
 }
 
 // Receipt is the citizen's proof that a comment was received and stored.
@@ -77,7 +84,11 @@ type Receipt struct {
 
 // Comment is a stored opinion.
 type Comment struct {
-	Code        string    `json:"code"`
+	Code string `json:"code"`
+	// Entry is the comment's position in its draft's record (the intake stream
+	// id, "<ms>-<seq>"): comments are ordered by it, and a digest names the range
+	// of entries it covers.
+	Entry       string    `json:"entry"`
 	DraftID     string    `json:"draft_id"`
 	Section     string    `json:"section"`
 	Body        string    `json:"body"`
@@ -88,6 +99,9 @@ type Comment struct {
 	ReceivedAt  time.Time `json:"received_at"`
 	SHA256      string    `json:"sha256"`
 	Status      Status    `json:"status"`
+	// Duplicate marks a comment whose text the same client had already sent on
+	// this draft. It is kept and counted; the digest shows the mark.
+	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // ReceiptStatus is what anyone holding a receipt code may look up: no personal data.

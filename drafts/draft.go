@@ -69,6 +69,51 @@ type Draft struct {
 	Ref       int64     `json:"ref"`
 	CreatedAt time.Time `json:"created_at"`
 	Sections  []Section `json:"sections"`
+	// Limits bound what the public may send to this draft. They are the one part
+	// of a draft that changes after it is stored (a bureau tightens them under
+	// attack), so they are kept apart from the rest (see store.Drafts.SetLimits).
+	Limits Limits `json:"-"`
+}
+
+// Limits bound the public's use of one draft. A zero field means the service's
+// default (configured in cmd/consultd); no field switches a limit off: that is
+// the service-wide CONSULT_LIMITS=off, for load tests.
+type Limits struct {
+	// MaxComments caps the comments stored on the draft; past it the intake
+	// answers "unavailable" and keeps nothing.
+	MaxComments int64 `json:"max_comments,omitempty"`
+	// MaxBytes caps the bytes of comment text stored on the draft.
+	MaxBytes int64 `json:"max_bytes,omitempty"`
+	// SubmitsPerHour caps one client's comments on this draft per hour.
+	SubmitsPerHour int `json:"submits_per_hour,omitempty"`
+	// PoWBits, when above zero, asks every comment form to carry a proof of work
+	// of that many leading zero bits (hashcash-style), solved by the page.
+	PoWBits int `json:"pow_bits,omitempty"`
+}
+
+// MaxPoWBits bounds the proof of work a bureau may ask for: 2^22 hashes take a
+// phone a few seconds in the page's script.
+const MaxPoWBits = 22
+
+// Validate checks limits as a bureau sets them.
+func (l Limits) Validate() error {
+	f := map[string]string{}
+	if l.MaxComments < 0 {
+		f["max_comments"] = "must not be negative"
+	}
+	if l.MaxBytes < 0 {
+		f["max_bytes"] = "must not be negative"
+	}
+	if l.SubmitsPerHour < 0 {
+		f["submits_per_hour"] = "must not be negative"
+	}
+	if l.PoWBits < 0 || l.PoWBits > MaxPoWBits {
+		f["pow_bits"] = fmt.Sprintf("from 0 (off) to %d", MaxPoWBits)
+	}
+	if len(f) > 0 {
+		return &ValidationError{Fields: f}
+	}
+	return nil
 }
 
 // StatusAt tells where the window stands at now. It is for display and scheduling;

@@ -397,25 +397,61 @@ func (s *Comments) Page(ctx context.Context, draftID, after string, limit int64)
 	return cs, next, nil
 }
 
-// All returns every accepted comment of a draft in the order received.
+// All returns every accepted comment of a draft in the order received. It holds
+// them all in memory: for tests and small drafts; the digest uses Each.
 func (s *Comments) All(ctx context.Context, draftID string) ([]comments.Comment, error) {
 	var out []comments.Comment
+	err := s.Each(ctx, draftID, "", func(c comments.Comment) error { out = append(out, c); return nil })
+	return out, err
+}
+
+// Each calls fn with every accepted comment of a draft received up to the
+// stream position until ("" = everything so far), in the order received, reading
+// a page at a time: memory stays that of one page whatever the draft's size.
+// It stops at fn's first error and returns it.
+func (s *Comments) Each(ctx context.Context, draftID, until string, fn func(comments.Comment) error) error {
+	if until != "" && !validStreamID(until) {
+		return comments.ErrBadCursor
+	}
 	after := ""
 	for {
-		cs, next, err := s.Page(ctx, draftID, after, 1000)
+		cs, next, err := s.Page(ctx, draftID, after, eachPage)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, c := range cs {
-			if c.Status == comments.StatusAccepted {
-				out = append(out, c)
+			if until != "" && compareIDs(c.Entry, until) > 0 {
+				return nil
+			}
+			if c.Status != comments.StatusAccepted {
+				continue
+			}
+			if err := fn(c); err != nil {
+				return err
 			}
 		}
 		if next == "" {
-			return out, nil
+			return nil
 		}
 		after = next
 	}
+}
+
+// eachPage is how many entries Each reads per round trip.
+const eachPage = 1000
+
+// Head returns the position of the newest entry of a draft's intake stream, or
+// "0-0" when it has none: the end of the range a digest covers, so that the same
+// digest can be rebuilt later, byte for byte, while comments keep arriving.
+func (s *Comments) Head(ctx context.Context, draftID string) (string, error) {
+	msgs, err := s.rdb.XRevRangeN(ctx, intakeStream(draftID), "+", "-", 1).Result()
+	if err != nil {
+		return "", wrap("comments: head "+draftID, err)
+	}
+	if len(msgs) == 0 {
+		return "0-0", nil
+	}
+	return msgs[0].ID, nil
 }
 
 func validStreamID(id string) bool {

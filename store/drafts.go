@@ -108,21 +108,64 @@ func (s *Drafts) Get(ctx context.Context, id string) (drafts.Draft, error) {
 	if !drafts.ValidID(id) {
 		return drafts.Draft{}, drafts.ErrNotFound
 	}
-	b, err := s.rdb.HGet(ctx, draftHash(id), "json").Bytes()
-	if errors.Is(err, redis.Nil) {
+	v, err := s.rdb.HMGet(ctx, draftHash(id), "json", "limits").Result()
+	if err != nil {
+		return drafts.Draft{}, wrap("drafts: get "+id, err)
+	}
+	b, _ := v[0].(string)
+	if b == "" {
 		return drafts.Draft{}, drafts.ErrNotFound
 	}
-	if err != nil {
-		return drafts.Draft{}, fmt.Errorf("store: drafts: get %s: %w", id, err)
-	}
 	var d drafts.Draft
-	if err := json.Unmarshal(b, &d); err != nil {
+	if err := json.Unmarshal([]byte(b), &d); err != nil {
 		return drafts.Draft{}, fmt.Errorf("store: drafts: get %s: decode: %w", id, err)
+	}
+	if l, _ := v[1].(string); l != "" {
+		if err := json.Unmarshal([]byte(l), &d.Limits); err != nil {
+			return drafts.Draft{}, fmt.Errorf("store: drafts: get %s: decode limits: %w", id, err)
+		}
 	}
 	s.mu.Lock()
 	s.cache[id] = cached{d: d, expires: now.Add(s.ttl)}
 	s.mu.Unlock()
 	return d, nil
+}
+
+// limitsScript replaces a draft's limits. The storage caps are also kept as
+// fields of their own, which the intake script reads on every batch.
+//
+//	KEYS[1] draft hash
+//	ARGV[1] limits JSON, ARGV[2] max comments, ARGV[3] max bytes (0 = the default)
+//	returns 1 | error "NOT_FOUND"
+var limitsScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOT_FOUND') end
+redis.call('HSET', KEYS[1], 'limits', ARGV[1], 'max_comments', ARGV[2], 'max_bytes', ARGV[3])
+return 1
+`)
+
+// SetLimits replaces a draft's limits. The storage caps take effect at once on
+// every replica (the intake script reads them); the per-client limits and the
+// proof of work when a replica's cached draft expires (within 30 s). Errors:
+// *drafts.ValidationError, drafts.ErrNotFound.
+func (s *Drafts) SetLimits(ctx context.Context, id string, l drafts.Limits) error {
+	if err := l.Validate(); err != nil {
+		return err
+	}
+	b, err := json.Marshal(l)
+	if err != nil {
+		return fmt.Errorf("store: drafts: limits %s: %w", id, err)
+	}
+	err = limitsScript.Run(ctx, s.rdb, []string{draftHash(id)}, b, l.MaxComments, l.MaxBytes).Err()
+	if isScriptError(err, "NOT_FOUND") {
+		return drafts.ErrNotFound
+	}
+	if err != nil {
+		return wrap("drafts: limits "+id, err)
+	}
+	s.mu.Lock()
+	delete(s.cache, id)
+	s.mu.Unlock()
+	return nil
 }
 
 // ByRef returns the id of the draft with the given ref, or drafts.ErrNotFound.

@@ -304,7 +304,7 @@ func decode(draftID string, m redis.XMessage) (comments.Comment, string) {
 		return comments.Comment{}, "malformed comment JSON"
 	}
 	// The digest is not stored: it is a function of what is (see comments.Digest).
-	return comments.Comment{Code: code, DraftID: r.DraftID, Section: r.Section, Body: r.Body, Name: r.Name, Contact: r.Contact,
+	return comments.Comment{Code: code, Entry: m.ID, DraftID: r.DraftID, Section: r.Section, Body: r.Body, Name: r.Name, Contact: r.Contact,
 		Category: r.Category, PublishName: r.PublishName, ReceivedAt: time.UnixMilli(ms).UTC(),
 		SHA256: comments.Digest(code, []byte(m.Values["c"].(string)))}, ""
 }
