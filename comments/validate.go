@@ -17,10 +17,10 @@ const (
 	MaxIdemKey = 128
 )
 
-// Normalize cleans a submission in place: CRLF becomes LF and control characters
-// other than newline and tab are removed, so that what is stored is what is shown.
-// Invalid UTF-8 is left for Validate to refuse: guessing at bytes would change
-// the citizen's words.
+// Normalize cleans a submission in place: CRLF becomes LF, and control characters
+// other than newline and tab and the invisible format characters (see isFormat)
+// are removed, so that what is stored is what is shown. Invalid UTF-8 is left for
+// Validate to refuse: guessing at bytes would change the citizen's words.
 func Normalize(s *Submission) {
 	s.Body = clean(strings.ReplaceAll(s.Body, "\r\n", "\n"), true)
 	s.Name = strings.TrimSpace(clean(s.Name, false))
@@ -42,11 +42,23 @@ func clean(v string, multiline bool) string {
 			}
 			return ' '
 		}
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || r == '\ufeff' {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || r == '\ufeff' || isFormat(r) {
 			return -1
 		}
 		return r
 	}, v)
+}
+
+// isFormat reports the invisible format characters that are removed: zero-width
+// spaces and joiners and the direction marks (U+200B–U+200F), the bidirectional
+// embeddings and overrides (U+202A–U+202E), the word joiner and invisible
+// operators (U+2060–U+2064) and the bidirectional isolates (U+2066–U+2069). They
+// show nothing, yet they can reorder what a reader sees (a name that reads
+// differently from what is stored), hide text from a search, or make two equal
+// looking comments differ. The emoji joiner U+200D goes with them: a family emoji
+// then shows as its members, which changes no one's words.
+func isFormat(r rune) bool {
+	return r >= 0x200b && r <= 0x200f || r >= 0x202a && r <= 0x202e || r >= 0x2060 && r <= 0x2064 || r >= 0x2066 && r <= 0x2069
 }
 
 // Validate checks a normalized submission against the draft it is for. It returns
@@ -117,8 +129,8 @@ func needsClean(v string, multiline bool) bool {
 			return true
 		case b == 0xc2 && i+1 < len(v) && v[i+1] >= 0x80 && v[i+1] <= 0x9f: // C1 controls
 			return true
-		case b == 0xe2 && i+2 < len(v) && v[i+1] == 0x80 && (v[i+2] == 0xa8 || v[i+2] == 0xa9): // U+2028, U+2029
-			return true
+		case b == 0xe2 && i+2 < len(v) && (v[i+1] == 0x80 && cleanE280[v[i+2]] || v[i+1] == 0x81 && cleanE281[v[i+2]]):
+			return true // U+2028, U+2029 and the format characters (isFormat)
 		case b == 0xef && i+2 < len(v) && v[i+1] == 0xbb && v[i+2] == 0xbf: // U+FEFF
 			return true
 		}
@@ -132,4 +144,20 @@ var cleanLead = func() (t [256]bool) {
 	}
 	t[0x7f], t[0xc2], t[0xe2], t[0xef] = true, true, true, true
 	return t
+}()
+
+// cleanE280 and cleanE281 mark the last byte of the three-byte characters after
+// E2 80 (U+2000–U+203F) and E2 81 (U+2040–U+207F) that clean removes: every
+// character U+2028, U+2029 and isFormat name lies in these two blocks.
+var cleanE280, cleanE281 = func() (a, b [256]bool) {
+	for r := rune(0x2000); r < 0x2080; r++ {
+		if r == '\u2028' || r == '\u2029' || isFormat(r) {
+			if r < 0x2040 {
+				a[0x80|r&0x3f] = true
+			} else {
+				b[0x80|r&0x3f] = true
+			}
+		}
+	}
+	return a, b
 }()

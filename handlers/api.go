@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,7 +59,7 @@ func readJSON(c echo.Context, dst any) error {
 		}
 	}()
 	if _, err := buf.ReadFrom(c.Request().Body); err != nil {
-		return err // BodyLimit's 413 arrives here
+		return readError(err) // BodyLimit's 413, or a body cut short or too slow
 	}
 	body := buf.Bytes()
 	if !utf8.Valid(body) {
@@ -178,18 +179,81 @@ func (s *server) apiSubmitComment(c echo.Context) error {
 		Contact     string            `json:"contact"`
 		Category    comments.Category `json:"category"`
 		PublishName bool              `json:"publish_name"`
+		// Proof is the solved challenge, on a draft that asks for a proof of work.
+		Proof struct {
+			Challenge string `json:"challenge"`
+			Nonce     string `json:"nonce"`
+		} `json:"proof"`
 	}
 	if err := readJSON(c, &in); err != nil {
 		return err
 	}
-	r, err := s.Comments.Submit(c.Request().Context(), comments.Submission{
-		DraftID: c.Param("id"), Section: in.Section, Body: in.Body, Name: in.Name, Contact: in.Contact,
+	d, err := s.Drafts.Get(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	r, err := s.submit(c, d, comments.Submission{
+		DraftID: d.ID, Section: in.Section, Body: in.Body, Name: in.Name, Contact: in.Contact,
 		Category: in.Category, PublishName: in.PublishName, IdempotencyKey: c.Request().Header.Get("Idempotency-Key"),
-	})
+	}, in.Proof.Challenge, in.Proof.Nonce)
 	if err != nil {
 		return err
 	}
 	return c.JSONBlob(http.StatusAccepted, appendReceipt(make([]byte, 0, 256), r))
+}
+
+// submit takes one comment in, for the API and the form alike: the proof of
+// work when the draft asks for one (checked first: it costs one hash), the
+// client's rate limit, the proof's single use, then the intake. The client's
+// keyed hash goes with the comment, for the store's duplicate flags.
+func (s *server) submit(c echo.Context, d drafts.Draft, sub comments.Submission, challenge, nonce string) (comments.Receipt, error) {
+	ctx := c.Request().Context()
+	sub.Client = s.clientID(c)
+	var p proof
+	if bits := d.Limits.PoWBits; bits > 0 {
+		var err error
+		if p, err = s.checkProof(d.ID, bits, challenge, nonce); err != nil {
+			s.counts.proofsRefused.Add(1)
+			return comments.Receipt{}, err
+		}
+	}
+	if s.Limiter != nil {
+		wait, err := s.Limiter.AllowComment(ctx, d.ID, sub.Client, d.Limits.SubmitsPerHour)
+		if err != nil {
+			return comments.Receipt{}, err
+		}
+		if wait > 0 {
+			s.counts.limitedComments.Add(1)
+			return comments.Receipt{}, &rateLimitError{wait: wait}
+		}
+	}
+	if p.id != "" && s.Proofs != nil {
+		fresh, err := s.Proofs.Spend(ctx, d.ID, p.id, p.expires)
+		if err != nil {
+			return comments.Receipt{}, err
+		}
+		if !fresh {
+			s.counts.proofsRefused.Add(1)
+			return comments.Receipt{}, errProofUsed(d.ID, d.Limits.PoWBits)
+		}
+	}
+	return s.Comments.Submit(ctx, sub)
+}
+
+// allowLookup counts one receipt look-up against the client's limit.
+func (s *server) allowLookup(c echo.Context) error {
+	if s.Limiter == nil {
+		return nil
+	}
+	wait, err := s.Limiter.AllowLookup(c.Request().Context(), s.clientID(c))
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
+		s.counts.limitedLookups.Add(1)
+		return &rateLimitError{wait: wait}
+	}
+	return nil
 }
 
 // appendReceipt writes {"receipt":{...}} without reflection: the intake answers
@@ -242,6 +306,9 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 func (s *server) apiGetReceipt(c echo.Context) error {
+	if err := s.allowLookup(c); err != nil {
+		return err
+	}
 	r, err := s.Comments.Lookup(c.Request().Context(), c.Param("code"))
 	if err != nil {
 		return err
@@ -289,12 +356,44 @@ func (s *server) apiRequestDigest(c echo.Context) error {
 	return c.JSON(http.StatusAccepted, map[string]string{"draft_id": d.ID, "job": job, "status": "queued"})
 }
 
+// apiSetLimits replaces a draft's limits (a bureau tightens them under attack,
+// or asks for a proof of work). Every replica applies them within 30 seconds.
+func (s *server) apiSetLimits(c echo.Context) error {
+	var in drafts.Limits
+	if err := readJSON(c, &in); err != nil {
+		return err
+	}
+	id := c.Param("id")
+	if err := s.Drafts.SetLimits(c.Request().Context(), id, in); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"draft_id": id, "limits": in})
+}
+
 func (s *server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// readyz answers within readyTimeout whatever Redis does: a check that has not
+// answered by then is "unavailable" (it goes on, alone, until the client's own
+// timeouts end it; see readinessProbe).
 func (s *server) readyz(c echo.Context) error {
-	warnings, err := s.Ready.Ready(c.Request().Context())
+	if s.Ready == nil {
+		return c.JSON(http.StatusOK, map[string]any{"status": "ready", "warnings": []string{}})
+	}
+	run := s.probe.start(s.Ready)
+	t := time.NewTimer(readyTimeout)
+	defer t.Stop()
+	var (
+		warnings []string
+		err      error
+	)
+	select {
+	case <-run.done:
+		warnings, err = run.warnings, run.err
+	case <-t.C:
+		err = context.DeadlineExceeded
+	}
 	if err != nil {
 		c.Response().Header().Set("Retry-After", "5")
 		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "error": "redis unreachable", "warnings": warnings})
@@ -311,11 +410,18 @@ func nonNil(s []string) []string {
 
 func (s *server) metrics(c echo.Context) error {
 	var b bytes.Buffer
+	ms := []Metric{
+		{Name: "consult_honeypot_total", Help: "Comment forms refused for a filled honeypot field (answered as if taken).", Type: "counter", Value: float64(s.counts.honeypot.Load())},
+		{Name: "consult_rate_limited_comments_total", Help: "Comments refused by a per-client rate limit (429).", Type: "counter", Value: float64(s.counts.limitedComments.Load())},
+		{Name: "consult_rate_limited_lookups_total", Help: "Receipt look-ups refused by a per-client rate limit (429).", Type: "counter", Value: float64(s.counts.limitedLookups.Load())},
+		{Name: "consult_proofs_refused_total", Help: "Comments refused for a missing, wrong, expired or reused proof of work.", Type: "counter", Value: float64(s.counts.proofsRefused.Load())},
+	}
 	if s.Metrics != nil {
-		for _, m := range s.Metrics(c.Request().Context()) {
-			fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", m.Name, m.Help, m.Name, m.Type, m.Name,
-				strconv.FormatFloat(m.Value, 'g', -1, 64))
-		}
+		ms = append(s.Metrics(c.Request().Context()), ms...)
+	}
+	for _, m := range ms {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", m.Name, m.Help, m.Name, m.Type, m.Name,
+			strconv.FormatFloat(m.Value, 'g', -1, 64))
 	}
 	return c.Blob(http.StatusOK, "text/plain; version=0.0.4; charset=utf-8", b.Bytes())
 }

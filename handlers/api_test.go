@@ -24,25 +24,29 @@ type apiEnv struct {
 	cs    *store.Comments
 	ds    *store.Drafts
 	redis *redistest.Server
+	log   *logSink
 }
 
 type alwaysReady struct{}
 
 func (alwaysReady) Ready(context.Context) ([]string, error) { return nil, nil }
 
-func newAPI(t *testing.T) *apiEnv {
+func newAPI(t *testing.T, opts ...func(*Config)) *apiEnv {
 	t.Helper()
 	rs := redistest.Start(t)
-	rdb := rs.Client(t)
-	ds := store.NewDrafts(rdb, nil)
-	cs := store.NewComments(rdb, ds)
-	e, err := New(Config{Drafts: ds, Comments: cs, Ready: alwaysReady{}, AdminToken: apiToken})
+	sink := &logSink{}
+	cfg, ds, cs := storeConfig(rs.Client(t), nil, sink)
+	cfg.AdminToken = apiToken
+	for _, o := range opts {
+		o(&cfg)
+	}
+	e, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
-	return &apiEnv{srv: srv, cs: cs, ds: ds, redis: rs}
+	return &apiEnv{srv: srv, cs: cs, ds: ds, redis: rs, log: sink}
 }
 
 func (a *apiEnv) do(t *testing.T, method, path, token string, body []byte, hdr ...string) (*http.Response, map[string]any) {

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -35,9 +36,8 @@ func TestBrowserCitizenFlow(t *testing.T) {
 		t.Fatalf("no Chromium at %s (%v): run `make deps-test` to install it", chromiumPath, err)
 	}
 	rdb := redistest.Start(t).Client(t)
-	ds := store.NewDrafts(rdb, nil)
-	cs := store.NewComments(rdb, ds)
-	e, err := New(Config{Drafts: ds, Comments: cs})
+	cfg, ds, _ := storeConfig(rdb, nil, &logSink{})
+	e, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +69,22 @@ func TestBrowserCitizenFlow(t *testing.T) {
 		d.DigestRecipients = []string{"bureau@example.gov.cn"}
 		if _, err := ds.Create(ctx, d); err != nil {
 			t.Fatal(err)
+		}
+	}
+	// One draft per flow that asks for a proof of work (small, so that the test
+	// is quick; the script is the same at any size) and takes one comment an
+	// hour from a client: every flow comes from 127.0.0.1.
+	for _, l := range []lang{langZH, langEN} {
+		for _, dev := range []device{phone, desktop} {
+			id := powDraft(l, dev)
+			if _, err := ds.Create(ctx, drafts.Draft{ID: id, Title: "某市城市养犬管理规定（征求意见稿）", Bureau: "某市公安局",
+				Kind: drafts.KindRule, Text: "第一条 为了规范养犬行为，制定本规定。\n第二条 本规定适用于本市城市建成区。\n",
+				OpensAt: now.Add(-time.Hour), ClosesAt: now.Add(20 * 24 * time.Hour), DigestRecipients: []string{"gaj@example.gov.cn"}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := ds.SetLimits(ctx, id, drafts.Limits{PoWBits: 12, SubmitsPerHour: 1}); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 
@@ -104,6 +120,19 @@ func TestBrowserCitizenFlow(t *testing.T) {
 			})
 		}
 	}
+}
+
+func validCode(code string) bool {
+	_, _, ok := comments.ParseCode(code)
+	return ok
+}
+
+func powDraft(l lang, dev device) string { return "pow-" + l.short() + "-" + dev.name }
+
+// jsString quotes s for a script.
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }
 
 type device struct {
@@ -289,6 +318,45 @@ func citizenFlow(t *testing.T, browserCtx context.Context, base string, l lang, 
 		t.Errorf("404 h1 %q", got)
 	}
 	shoot("not-found")
+
+	// 8. A draft that asks for a proof of work: the page's own script solves it
+	// while the person types, and the comment gets its receipt.
+	pow := powDraft(l, dev)
+	if _, err := chromedp.Run(ctx, chromedp.NavigateResponse(base+"/d/"+pow+"/comment")); err != nil {
+		t.Fatal(err)
+	}
+	do("pow form", chromedp.WaitVisible(chromedp.ID("body")),
+		chromedp.SendKeys(chromedp.ID("body"), "建议明确犬只登记的办理渠道，并允许网上办理。"))
+	do("pow solved", chromedp.Poll[chromedp.Void](`document.getElementById('pow-status').textContent === `+jsString(msg["form.pow_done"])))
+	if v, _ := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(`input[name="pow_nonce"]`))); v == "" {
+		t.Fatal("the script filled no nonce")
+	}
+	if visible, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`(function(){var r=document.getElementById('website').getBoundingClientRect();return r.right>0&&r.bottom>0&&r.width>1})()`)); visible {
+		t.Error("the honeypot field is on screen")
+	}
+	shoot("pow-form")
+	follow(`#comment-form button[type="submit"]`, http.StatusOK)
+	do("pow receipt", chromedp.WaitVisible(chromedp.ID("receipt-code")))
+	if code := strings.TrimSpace(text("#receipt-code")); !validCode(code) {
+		t.Fatalf("receipt code %q", code)
+	}
+
+	// 9. A second comment within the hour on that draft: 429, with the text kept.
+	if _, err := chromedp.Run(ctx, chromedp.NavigateResponse(base+"/d/"+pow+"/comment")); err != nil {
+		t.Fatal(err)
+	}
+	second := "第二条建议：公共区域遛犬应当束犬链。"
+	do("second", chromedp.WaitVisible(chromedp.ID("body")), chromedp.SendKeys(chromedp.ID("body"), second),
+		chromedp.Poll[chromedp.Void](`document.getElementById('pow-status').textContent === `+jsString(msg["form.pow_done"])))
+	follow(`#comment-form button[type="submit"]`, http.StatusTooManyRequests)
+	do("limited", chromedp.WaitVisible(chromedp.CSS(".notice.warn")))
+	if kept, _ := chromedp.Run(ctx, chromedp.Value(chromedp.ID("body"))); kept != second {
+		t.Errorf("text after the 429: %q", kept)
+	}
+	if got := text(".notice.warn"); !strings.Contains(got, strings.SplitN(msg["form.rate_limited"], "%s", 2)[0]) {
+		t.Errorf("429 notice %q", got)
+	}
+	shoot("rate-limited")
 
 	cancelTab()
 	for _, p := range problems() {

@@ -3,11 +3,12 @@ package handlers
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
-	"syscall"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -22,7 +23,48 @@ var (
 	errBadJSON      = errors.New("handlers: malformed JSON")
 	errBadUTF8      = errors.New("handlers: body is not valid UTF-8")
 	errBadQuery     = errors.New("handlers: bad query parameter")
+	errMediaType    = errors.New("handlers: the API takes a body as application/json only")
 )
+
+// bodyError is a request body that did not arrive whole or in time: the
+// client's (or its network's) doing, never the storage's, so it is answered
+// 400 or 408 and never logged as an outage.
+type bodyError struct {
+	err error
+	// timeout: the server's read deadline passed while the body was read (408);
+	// else the body ended before its length (400).
+	timeout bool
+	// malformed: a form whose encoding is broken (400).
+	malformed bool
+	// form is what arrived of a form, so that the page can keep what was typed.
+	form url.Values
+}
+
+func (e *bodyError) Error() string { return "handlers: request body: " + e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
+
+// readError classifies an error met while reading a request body. BodyLimit's
+// 413 passes through; anything else is the client's or its network's.
+func readError(err error) error {
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		return err
+	}
+	var ne net.Error
+	return &bodyError{err: err, timeout: errors.As(err, &ne) && ne.Timeout()}
+}
+
+// rateLimitError is a request refused by a per-client limit.
+type rateLimitError struct{ wait time.Duration }
+
+func (e *rateLimitError) Error() string {
+	return "handlers: rate limited for " + e.wait.Round(time.Second).String()
+}
+
+// retryAfter is a Retry-After value: whole seconds, rounded up, at least 1.
+func retryAfter(d time.Duration) string {
+	return strconv.FormatInt(max(1, int64((d+time.Second-1)/time.Second)), 10)
+}
 
 // fieldError is a request that decoded but has a field of the wrong type.
 type fieldError struct{ Field, Msg string }
@@ -42,6 +84,8 @@ type problem struct {
 	Errors map[string]string `json:"errors,omitempty"`
 	// RequestID lets an operator find the log line.
 	RequestID string `json:"request_id,omitempty"`
+	// Proof is a fresh challenge, with proof_required.
+	Proof *proofJSON `json:"proof,omitempty"`
 }
 
 // classify maps an error to a status, a code and per-field messages. It is the one
@@ -52,8 +96,26 @@ func classify(err error) (status int, code string, fields map[string]string) {
 		cve *comments.ValidationError
 		fe  *fieldError
 		he  *echo.HTTPError
+		be  *bodyError
+		rle *rateLimitError
+		pe  *proofError
 	)
 	switch {
+	// First: a broken body also cancels the request's context.
+	case errors.As(err, &be):
+		switch {
+		case be.timeout:
+			return http.StatusRequestTimeout, "body_timeout", nil
+		case be.malformed:
+			return http.StatusBadRequest, "malformed_form", nil
+		}
+		return http.StatusBadRequest, "incomplete_body", nil
+	case errors.As(err, &rle):
+		return http.StatusTooManyRequests, "rate_limited", nil
+	case errors.As(err, &pe):
+		return http.StatusPreconditionRequired, "proof_required", nil
+	case errors.Is(err, errMediaType):
+		return http.StatusUnsupportedMediaType, "unsupported_media_type", nil
 	case errors.As(err, &cve):
 		return http.StatusUnprocessableEntity, "invalid", cve.Fields
 	case errors.As(err, &dve):
@@ -103,18 +165,20 @@ func classify(err error) (status int, code string, fields map[string]string) {
 	return http.StatusInternalServerError, "internal", nil
 }
 
-// unavailable tells a storage outage (Redis down or unreachable) from a bug, without
-// the web layer knowing the Redis client: both surface as network errors.
+// unavailable tells a storage outage from a bug by behaviour, without the web
+// layer knowing the Redis client: the store marks its outages (Redis down,
+// unreachable, loading, out of memory; the intake shutting down), and a storage
+// call that outlived the request's own deadline (Config.RequestTimeout) is one.
 func unavailable(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.DeadlineExceeded) ||
-		strings.Contains(err.Error(), "connection pool timeout") || strings.Contains(err.Error(), "LOADING")
+	var u interface{ Unavailable() bool }
+	return errors.As(err, &u) && u.Unavailable() || errors.Is(err, context.DeadlineExceeded)
 }
 
 var titles = map[int]string{
 	400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
-	409: "Conflict", 413: "Request too large", 422: "Invalid request", 500: "Internal error", 503: "Service unavailable",
+	408: "Request timeout", 409: "Conflict", 413: "Request too large", 415: "Unsupported media type",
+	422: "Invalid request", 428: "Proof of work required", 429: "Too many requests", 500: "Internal error",
+	503: "Service unavailable",
 }
 
 // handleError is echo's HTTPErrorHandler: problem+json for the API and operators,
@@ -135,10 +199,13 @@ func (s *server) handleError(err error, c echo.Context) {
 	case http.StatusServiceUnavailable:
 		s.Logger.Warn("storage unavailable", "id", rid, "path", c.Path(), "err", err)
 	}
-	if status == http.StatusServiceUnavailable {
+	var rle *rateLimitError
+	switch {
+	case status == http.StatusServiceUnavailable:
 		c.Response().Header().Set("Retry-After", "5")
-	}
-	if status == http.StatusUnauthorized {
+	case errors.As(err, &rle):
+		c.Response().Header().Set("Retry-After", retryAfter(rle.wait))
+	case status == http.StatusUnauthorized:
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="consult"`)
 	}
 	if strings.HasPrefix(c.Request().URL.Path, "/api/") || c.Request().URL.Path == "/readyz" {
@@ -146,10 +213,23 @@ func (s *server) handleError(err error, c echo.Context) {
 		if status < 500 {
 			p.Detail = detail(err)
 		}
+		var pe *proofError
+		if errors.As(err, &pe) {
+			p.Proof = s.challengeJSON(pe)
+		}
 		c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
 		c.Response().WriteHeader(status)
 		_ = jsonEncoder(c.Response()).Encode(p)
 		return
+	}
+	// A comment whose body broke off comes back as the form, with what arrived.
+	var be *bodyError
+	if errors.As(err, &be) && c.Request().Method == http.MethodPost && c.Path() == commentPath {
+		rerr := s.bodyFormAgain(c, be)
+		if rerr == nil {
+			return
+		}
+		s.Logger.Warn("form after a broken body", "id", rid, "err", rerr)
 	}
 	if rerr := s.errorPage(c, status, code); rerr != nil {
 		s.Logger.Error("error page failed", "id", rid, "err", rerr)
@@ -160,9 +240,29 @@ func (s *server) handleError(err error, c echo.Context) {
 // detail is the human-readable part of a client error: the message without the
 // package prefixes.
 func detail(err error) string {
-	var he *echo.HTTPError
-	if errors.As(err, &he) {
+	var (
+		he  *echo.HTTPError
+		pe  *proofError
+		be  *bodyError
+		rle *rateLimitError
+	)
+	switch {
+	case errors.As(err, &he):
 		return strings.TrimSpace(strings.TrimPrefix(http.StatusText(he.Code), "handlers:"))
+	case errors.As(err, &pe):
+		return proofDetails[pe.reason]
+	case errors.As(err, &be):
+		switch {
+		case be.timeout:
+			return "the request body did not arrive within the server's read timeout"
+		case be.malformed:
+			return "the form's encoding is broken"
+		}
+		return "the request body ended before its declared length"
+	case errors.As(err, &rle):
+		return "too many requests from this client: retry after " + retryAfter(rle.wait) + " seconds"
+	case errors.Is(err, errMediaType):
+		return "send the body as Content-Type: application/json"
 	}
 	msg := err.Error()
 	if i := strings.LastIndex(msg, ": "); i >= 0 && !strings.Contains(msg, "invalid") {

@@ -6,6 +6,7 @@ package handlers
 import (
 	"context"
 	"log/slog"
+	"net"
 	"time"
 
 	"consult/comments"
@@ -17,6 +18,7 @@ type draftStore interface {
 	Create(ctx context.Context, d drafts.Draft) (drafts.Draft, error)
 	Get(ctx context.Context, id string) (drafts.Draft, error)
 	List(ctx context.Context, now time.Time, statuses ...drafts.Status) ([]drafts.Draft, error)
+	SetLimits(ctx context.Context, id string, l drafts.Limits) error
 }
 
 // commentStore is what the routes need from the comments package.
@@ -30,6 +32,20 @@ type commentStore interface {
 // digestRequester asks the notify scheduler for an interim digest.
 type digestRequester interface {
 	RequestInterim(ctx context.Context, draftID string) (string, error)
+}
+
+// limiter holds the per-client rate limits (store.Limiter). Each method counts
+// one event and returns 0 when it may go on, else how long until it may. A
+// client is the keyed hash clientID makes, never an address.
+type limiter interface {
+	AllowComment(ctx context.Context, draftID, client string, perHour int) (time.Duration, error)
+	AllowLookup(ctx context.Context, client string) (time.Duration, error)
+}
+
+// proofStore remembers spent proofs of work (store.Proofs): Spend reports false
+// for a proof spent before.
+type proofStore interface {
+	Spend(ctx context.Context, draftID, id string, expires time.Time) (bool, error)
 }
 
 // Readiness reports whether the service can take comments, and any warning (such as
@@ -63,6 +79,23 @@ type Config struct {
 	Logger  *slog.Logger
 	// Secure marks cookies Secure (serve behind HTTPS).
 	Secure bool
+	// RequestTimeout bounds how long one request waits for storage: past it the
+	// answer is 503 with Retry-After and no receipt. Zero means 3 seconds.
+	RequestTimeout time.Duration
+	// Limiter holds the per-client rate limits; nil switches them off
+	// (CONSULT_LIMITS=off, for load tests from one address).
+	Limiter limiter
+	// Proofs remembers spent proofs of work. Nil remembers none, so that a
+	// solved challenge could be replayed until it expires: for tests only.
+	Proofs proofStore
+	// Secret keys the client hashes (rate limits, duplicate flags), the
+	// proof-of-work challenges and the request log's day keys. Replicas must
+	// share it (store.Secret). Nil makes a random one for this process.
+	Secret []byte
+	// TrustedProxies are the networks whose X-Forwarded-For is believed; the
+	// client is then the nearest address in it not in these networks. Empty:
+	// the client is the connection's peer.
+	TrustedProxies []*net.IPNet
 }
 
 // draftAndCount returns a draft and the number of comments it has received.

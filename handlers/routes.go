@@ -1,11 +1,19 @@
 package handlers
 
 import (
+	"bytes"
+	"context"
 	"crypto/subtle"
 	"fmt"
+	"io"
 	"log/slog"
+	"math/rand/v2"
+	"mime"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -16,73 +24,100 @@ import (
 type server struct {
 	Config
 	pages *pages
+	keys  *secrets
+	// trusted tells whether an address is one of Config.TrustedProxies.
+	trusted func(ip string) bool
+	probe   readinessProbe
+	counts  counters
+}
+
+// counters are the web layer's own metrics.
+type counters struct {
+	honeypot, limitedComments, limitedLookups, proofsRefused atomic.Int64
 }
 
 // New returns an echo instance with every route registered, ready to serve. It
 // fails when the templates don't parse, so a broken template stops the process at
 // boot rather than on a citizen's request.
 func New(cfg Config) (*echo.Echo, error) {
+	_, e, err := newServer(cfg)
+	return e, err
+}
+
+func newServer(cfg Config) (*server, *echo.Echo, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Location == nil {
 		loc, err := time.LoadLocation("Asia/Shanghai")
 		if err != nil {
-			return nil, fmt.Errorf("handlers: time zone: %w", err)
+			return nil, nil, fmt.Errorf("handlers: time zone: %w", err)
 		}
 		cfg.Location = loc
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 3 * time.Second
+	}
 	p, err := newPages(cfg.Location)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	s := &server{Config: cfg, pages: p}
+	s := &server{Config: cfg, pages: p, keys: newSecrets(cfg.Secret)}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	e.IPExtractor = echo.ExtractIPDirect()
+	e.IPExtractor, s.trusted = clientIP(cfg.TrustedProxies)
 	s.Register(e)
-	return e, nil
+	return s, e, nil
 }
+
+// commentPath is the comment form's route, which the error mapper knows.
+const commentPath = "/d/:id/comment"
 
 // Register is the one route table, grouped by who may call it.
 func (s *server) Register(e *echo.Echo) {
-	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{TargetHeader: echo.HeaderXRequestID}))
+	e.Use(s.requestID)
 	e.Use(s.logRequests)
 	e.Use(middleware.Recover())
 	e.Use(nosniff)
+	e.Use(s.deadline)
+	// A ceiling for every route, the admin API's; each group below narrows it.
+	e.Use(middleware.BodyLimit("2M"))
 
 	// Operators.
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", s.metrics)
 
-	// Anyone: the JSON API. Bodies are capped before decoding.
-	api := e.Group("/api/v1", middleware.BodyLimit("64K"))
+	// Anyone: the JSON API. Bodies are JSON (so no cross-site HTML form can post
+	// one) and capped before decoding.
+	api := e.Group("/api/v1", middleware.BodyLimit("64K"), requireJSON)
 	api.GET("/drafts", s.apiListDrafts)
 	api.GET("/drafts/:id", s.apiGetDraft)
 	api.POST("/drafts/:id/comments", s.apiSubmitComment)
 	api.GET("/receipts/:code", s.apiGetReceipt)
 
 	// Admin (Bearer token) until staff accounts exist.
-	admin := e.Group("/api/v1", middleware.BodyLimit("2M"), s.requireAdmin)
+	admin := e.Group("/api/v1", middleware.BodyLimit("2M"), requireJSON, s.requireAdmin)
 	admin.POST("/drafts", s.apiCreateDraft)
 	admin.GET("/drafts/:id/comments", s.apiListComments)
 	admin.POST("/drafts/:id/digests", s.apiRequestDigest)
+	admin.PUT("/drafts/:id/limits", s.apiSetLimits)
 
-	// Anyone: the pages. Forms carry a CSRF token checked against a cookie.
-	web := e.Group("", pageHeaders, middleware.BodyLimit("64K"), middleware.CSRFWithConfig(middleware.CSRFConfig{
+	// Anyone: the pages. Forms are read whole before the CSRF check, so that a
+	// broken body is told apart; they carry a CSRF token checked against a cookie.
+	web := e.Group("", pageHeaders, middleware.BodyLimit("64K"), readForm, middleware.CSRFWithConfig(middleware.CSRFConfig{
 		TokenLookup: "form:_csrf", CookieName: "consult_csrf", CookiePath: "/",
 		CookieHTTPOnly: true, CookieSecure: s.Secure, CookieSameSite: http.SameSiteStrictMode,
 		ErrorHandler: func(err error, c echo.Context) error { return errCSRF },
 	}))
 	web.GET("/", s.listPage)
 	web.GET("/d/:id", s.draftPage)
-	web.GET("/d/:id/comment", s.commentForm)
-	web.POST("/d/:id/comment", s.submitComment)
+	web.GET(commentPath, s.commentForm)
+	web.POST(commentPath, s.submitComment)
 	web.GET("/receipts", s.lookupPage)
 	web.GET("/receipts/:code", s.receiptPage)
 	e.GET("/static/*", s.assets, pageHeaders)
@@ -103,6 +138,82 @@ func nosniff(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// deadline bounds every storage call of a request (Config.RequestTimeout): a
+// Redis that hangs gives a 503 with Retry-After in bounded time, not a request
+// that waits as long as the client does.
+func (s *server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), s.RequestTimeout)
+		defer cancel()
+		c.SetRequest(c.Request().WithContext(ctx))
+		return next(c)
+	}
+}
+
+// requireJSON refuses an API body that is not application/json (415). The API
+// takes no cookies, but without this check a plain HTML form on any site could
+// post a comment as text/plain in a visitor's name and address.
+func requireJSON(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+			return next(c)
+		}
+		ct := r.Header.Get(echo.HeaderContentType)
+		if ct == echo.MIMEApplicationJSON || ct == echo.MIMEApplicationJSONCharsetUTF8 {
+			return next(c) // what clients send: no parsing, no allocation
+		}
+		mt, params, err := mime.ParseMediaType(ct)
+		if err != nil || mt != echo.MIMEApplicationJSON {
+			return errMediaType
+		}
+		for k, v := range params {
+			if k != "charset" || !strings.EqualFold(v, "utf-8") {
+				return errMediaType
+			}
+		}
+		return next(c)
+	}
+}
+
+// readForm reads a urlencoded form body whole and parses it, so that a body that
+// breaks off (a dropped connection, a trickle past the read deadline) is the
+// client's 400 or 408, with what arrived kept for the page, rather than a form
+// that the CSRF check finds empty.
+func readForm(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.Method != http.MethodPost || r.PostForm != nil {
+			return next(c)
+		}
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType)); mt != echo.MIMEApplicationForm {
+			return next(c)
+		}
+		var b bytes.Buffer
+		if _, err := b.ReadFrom(r.Body); err != nil {
+			err = readError(err)
+			if be, ok := err.(*bodyError); ok {
+				be.form = partialForm(b.String())
+			}
+			return err
+		}
+		form, err := parseForm(b.String())
+		if err != nil {
+			return &bodyError{err: err, malformed: true, form: form}
+		}
+		r.PostForm = form
+		r.Form = make(map[string][]string, len(form))
+		for k, v := range r.URL.Query() {
+			r.Form[k] = v
+		}
+		for k, v := range form {
+			r.Form[k] = append(r.Form[k], v...)
+		}
+		r.Body = io.NopCloser(bytes.NewReader(nil))
+		return next(c)
+	}
+}
+
 // requireAdmin checks the Bearer token in constant time.
 func (s *server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -115,8 +226,41 @@ func (s *server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// logRequests logs one line per request with its id; never bodies or headers, which
-// may hold personal data or the admin token.
+// requestID names every request for the log line and the problem document. An
+// id sent by a trusted proxy is kept, so that its log and ours line up; anyone
+// else's is replaced: it would land in the log as the client wrote it.
+func (s *server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Request().Header.Get(echo.HeaderXRequestID)
+		if id == "" || !s.trusted(directIP(c.Request())) || !safeID(id) {
+			// A log key, not a secret: math/rand's generator costs no system call.
+			var b [32]byte
+			id = string(strconv.AppendUint(strconv.AppendUint(b[:0], rand.Uint64(), 36), rand.Uint64(), 36))
+		}
+		c.Response().Header()[echo.HeaderXRequestID] = []string{id}
+		return next(c)
+	}
+}
+
+func safeID(id string) bool {
+	if len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		b := id[i]
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '-' || b == '_' || b == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// logRequests writes one line per request at info: what an operator may keep
+// for six months (网络安全法 第二十一条) with no personal data in it. It holds
+// the route pattern, never the path or the query (a receipt code or a draft id
+// is no one's business there), the status, the time taken, the bytes sent, the
+// request id and the client as a hash under the day's key (logClient). Bodies,
+// cookies and the Authorization header never reach it.
 func (s *server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -124,19 +268,77 @@ func (s *server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			c.Error(err)
 		}
-		st := c.Response().Status
-		lvl := slog.LevelDebug
-		if st >= 500 {
+		res := c.Response()
+		lvl := slog.LevelInfo
+		if res.Status >= 500 {
 			lvl = slog.LevelError
 		}
 		ctx := c.Request().Context()
-		// Checked first: building the line's arguments costs the intake more than
-		// any other middleware when nobody reads debug logs.
+		// Checked first: with the log off (CONSULT_LOG_LEVEL=warn) a request pays
+		// nothing for it.
 		if !s.Logger.Enabled(ctx, lvl) {
 			return nil
 		}
-		s.Logger.Log(ctx, lvl, "request", "id", c.Response().Header().Get(echo.HeaderXRequestID),
-			"method", c.Request().Method, "path", c.Path(), "status", st, "dur", time.Since(start))
+		// LogAttrs with typed values and the client hash written into a stack
+		// buffer: the intake pays for the line, not for boxing its parts.
+		var buf [16]byte
+		client := s.logClient(buf[:0], c, start.In(s.Location))
+		s.Logger.LogAttrs(ctx, lvl, "request",
+			slog.String("id", res.Header().Get(echo.HeaderXRequestID)),
+			slog.String("method", c.Request().Method),
+			slog.String("route", routeOf(c)),
+			slog.Int("status", res.Status),
+			slog.Duration("dur", time.Since(start)),
+			slog.Int64("bytes", res.Size),
+			slog.String("client", string(client)))
 		return nil
 	}
+}
+
+// routeOf is the route pattern of a request, or "-" for none (a 404 outside
+// every group).
+func routeOf(c echo.Context) string {
+	if p := c.Path(); p != "" {
+		return p
+	}
+	return "-"
+}
+
+// readinessProbe runs at most one readiness check at a time: callers that come
+// while one runs share its answer, so that probes against a Redis that hangs
+// cannot pile up goroutines.
+type readinessProbe struct {
+	mu  sync.Mutex
+	cur *probeRun
+}
+
+type probeRun struct {
+	done     chan struct{}
+	warnings []string
+	err      error
+}
+
+// readyTimeout is how long /readyz waits for an answer: a load balancer's probe
+// must hear "not ready" from a Redis that hangs, not time out itself.
+const readyTimeout = time.Second
+
+func (p *readinessProbe) start(r Readiness) *probeRun {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur != nil {
+		select {
+		case <-p.cur.done:
+		default:
+			return p.cur
+		}
+	}
+	run := &probeRun{done: make(chan struct{})}
+	p.cur = run
+	go func() {
+		defer close(run.done)
+		ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+		defer cancel()
+		run.warnings, run.err = r.Ready(ctx)
+	}()
+	return run
 }

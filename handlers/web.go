@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -31,7 +32,7 @@ type pages struct {
 	zone  *time.Location
 }
 
-var pageNames = []string{"list", "draft", "comment", "receipt", "lookup", "error"}
+var pageNames = []string{"list", "draft", "comment", "receipt", "lookup", "error", "thanks"}
 
 // newPages parses every template once; an error here stops the process at boot.
 func newPages(loc *time.Location) (*pages, error) {
@@ -237,7 +238,23 @@ type formData struct {
 	MaxBody, MaxName, MaxContact int
 	// CounterJS and CounterOver are the live counter's texts, for app.js.
 	CounterJS, CounterOver string
+	// PoW is the proof-of-work challenge the page's script solves, when the
+	// draft asks for one.
+	PoW *powForm
 }
+
+// powForm is a challenge on the form, with the texts the script shows.
+type powForm struct {
+	Challenge string
+	Bits      int
+	// Wait is shown when the person presses submit before the script is done;
+	// Failed when the browser cannot run it.
+	Wait, Failed string
+}
+
+// honeypotField is the form field people never see (CSS, aria-hidden, out of
+// the tab order) and scripts that fill in every field do.
+const honeypotField = "website"
 
 // fieldMsg is one line of the error summary; ID is the element it links to.
 type fieldMsg struct{ ID, Label, Msg string }
@@ -249,6 +266,10 @@ func (s *server) newForm(c echo.Context, t tr, d drafts.Draft) formData {
 	f := formData{D: d, CSRF: csrfToken(c), Categories: comments.Categories, Category: comments.CategoryIndividual,
 		MaxBody: comments.MaxBody, MaxName: comments.MaxName, MaxContact: comments.MaxContact,
 		CounterJS: t.T("form.counter_js", comments.MaxBody), CounterOver: t.T("form.counter_over")}
+	if bits := d.Limits.PoWBits; bits > 0 {
+		ch, _ := s.newChallenge(d.ID, bits)
+		f.PoW = &powForm{Challenge: ch, Bits: bits, Wait: t.T("form.pow_wait"), Failed: t.T("form.pow_failed", d.Bureau)}
+	}
 	return f
 }
 
@@ -292,26 +313,53 @@ func (s *server) commentForm(c echo.Context) error {
 }
 
 func (s *server) submitComment(c echo.Context) error {
-	ctx := c.Request().Context()
-	d, err := s.Drafts.Get(ctx, c.Param("id"))
-	if err != nil {
-		return err
-	}
 	form, err := c.FormParams()
 	if err != nil {
-		return err // BodyLimit's 413 arrives here
+		return readError(err) // BodyLimit's 413 arrives here
 	}
-	sub := comments.Submission{
-		DraftID: d.ID, Section: form.Get("section"), Body: form.Get("body"), Name: form.Get("name"),
-		Contact: form.Get("contact"), Category: comments.Category(form.Get("category")),
-		PublishName: form.Get("publish_name") != "", IdempotencyKey: form.Get("idempotency_key"),
+	d, err := s.Drafts.Get(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		if !unavailable(err) {
+			return err
+		}
+		// Storage is down and the draft not cached: the form comes back on a
+		// stand-in that knows only the id, so that the text is not lost.
+		d = standIn(c.Param("id"))
+		return s.formAgain(c, d, formSubmission(d.ID, form), err)
 	}
-	r, err := s.Comments.Submit(ctx, sub)
+	sub := formSubmission(d.ID, form)
+	if form.Get(honeypotField) != "" {
+		// A field no person sees was filled in: a script. It is answered as if
+		// its comment were taken, with a thank-you and no receipt, and nothing is
+		// kept; the metric counts it.
+		s.counts.honeypot.Add(1)
+		v := s.view(c, s.Now(), "")
+		v.Title, v.Page = v.T("thanks.title"), d
+		return s.render(c, http.StatusOK, "thanks", v)
+	}
+	r, err := s.submit(c, d, sub, form.Get("pow_challenge"), form.Get("pow_nonce"))
 	if err == nil {
 		return c.Redirect(http.StatusSeeOther, "/receipts/"+url.PathEscape(r.Code)+"?new=1")
 	}
+	return s.formAgain(c, d, sub, err)
+}
 
-	// The form comes back with everything typed, and the reason.
+// standIn is the draft a form comes back on when storage is down and the draft
+// is not cached: it knows only its id.
+func standIn(id string) drafts.Draft { return drafts.Draft{ID: id, Title: id} }
+
+// formSubmission reads a comment form.
+func formSubmission(draftID string, form url.Values) comments.Submission {
+	return comments.Submission{
+		DraftID: draftID, Section: form.Get("section"), Body: form.Get("body"), Name: form.Get("name"),
+		Contact: form.Get("contact"), Category: comments.Category(form.Get("category")),
+		PublishName: form.Get("publish_name") != "", IdempotencyKey: form.Get("idempotency_key"),
+	}
+}
+
+// formAgain renders the comment form that was not taken, with everything typed
+// and the reason; it returns err itself when no form can say it.
+func (s *server) formAgain(c echo.Context, d drafts.Draft, sub comments.Submission, err error) error {
 	now := s.Now()
 	v := s.view(c, now, "")
 	q := url.Values{"lang": {v.Lang.other().short()}}
@@ -323,9 +371,17 @@ func (s *server) submitComment(c echo.Context) error {
 	f.setSection(v.tr, sub.Section) // an unknown one falls back to the whole draft, and says so
 	f.Body, f.Name, f.Contact = strings.ToValidUTF8(sub.Body, "\uFFFD"), strings.ToValidUTF8(sub.Name, "\uFFFD"), strings.ToValidUTF8(sub.Contact, "\uFFFD")
 	f.Category, f.Publish, f.IdempotencyKey = sub.Category, sub.PublishName, sub.IdempotencyKey
+	if f.IdempotencyKey == "" {
+		f.IdempotencyKey = newIdempotencyKey()
+	}
 	f.ShowForm, f.CanSubmit = true, true
 	status := http.StatusConflict
-	var ve *comments.ValidationError
+	var (
+		ve  *comments.ValidationError
+		rle *rateLimitError
+		pe  *proofError
+		be  *bodyError
+	)
 	switch {
 	case errors.As(err, &ve):
 		status = http.StatusUnprocessableEntity
@@ -341,19 +397,86 @@ func (s *server) submitComment(c echo.Context) error {
 		// The person went back after a submission and changed the text: a new key
 		// makes the next press a new comment, which is what they now mean.
 		f.Notice, f.IdempotencyKey = v.T("form.reused"), newIdempotencyKey()
+	case errors.As(err, &rle):
+		c.Response().Header().Set("Retry-After", retryAfter(rle.wait))
+		status, f.Notice = http.StatusTooManyRequests, v.T("form.rate_limited", v.span(rle.wait+time.Minute))
+	case errors.As(err, &pe):
+		status, f.Notice = http.StatusPreconditionRequired, v.T("form.proof_stale")
+		if pe.reason == "missing" {
+			f.Notice = v.T("form.proof_missing", d.Bureau)
+		}
+	case errors.As(err, &be):
+		status, _, _ = classify(err)
+		f.Notice = v.T("form.body_incomplete")
+		if be.timeout {
+			f.Notice = v.T("form.body_timeout")
+		}
 	default:
 		st, _, _ := classify(err)
 		if st != http.StatusServiceUnavailable {
 			return err
 		}
 		// Storage is down: no receipt, but the text stays on the page to send again.
-		s.Logger.Warn("storage unavailable", "path", c.Path(), "err", err)
+		s.Logger.Warn("storage unavailable", "id", c.Response().Header().Get(echo.HeaderXRequestID), "path", c.Path(), "err", err)
 		c.Response().Header().Set("Retry-After", "5")
 		status, f.Notice = st, v.T("form.unavailable")
 	}
 	f.BodyCount = runeCount(f.Body)
 	v.Title, v.Page = v.T("form.title")+" - "+d.Title, f
 	return s.render(c, status, "comment", v)
+}
+
+// bodyFormAgain is the comment form after a body that broke off: what arrived is
+// kept. The request's context is gone with the connection's read, so the draft is
+// read on a context of its own.
+func (s *server) bodyFormAgain(c echo.Context, be *bodyError) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), s.RequestTimeout)
+	defer cancel()
+	d, err := s.Drafts.Get(ctx, c.Param("id"))
+	if err != nil {
+		if !unavailable(err) {
+			return err
+		}
+		d = standIn(c.Param("id"))
+	}
+	return s.formAgain(c, d, formSubmission(d.ID, be.form), be)
+}
+
+// parseForm parses a urlencoded body; on an error it returns what parsed.
+func parseForm(body string) (url.Values, error) {
+	return url.ParseQuery(body)
+}
+
+// partialForm parses a form body that broke off: every whole field, and the
+// last one as far as it came (an escape or a character cut in two is dropped),
+// so that the page can give back what the person typed.
+func partialForm(body string) url.Values {
+	form := url.Values{}
+	for pair := range strings.SplitSeq(body, "&") {
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		key, err := url.QueryUnescape(k)
+		if err != nil {
+			continue
+		}
+		val, err := url.QueryUnescape(v)
+		for cut := 1; err != nil && cut <= 2 && cut <= len(v); cut++ {
+			val, err = url.QueryUnescape(v[:len(v)-cut])
+		}
+		if err != nil {
+			continue
+		}
+		for i := 0; i < utf8.UTFMax && !utf8.ValidString(val); i++ {
+			if r, size := utf8.DecodeLastRuneInString(val); r != utf8.RuneError || size != 1 {
+				break
+			}
+			val = val[:len(val)-1]
+		}
+		form.Add(key, val)
+	}
+	return form
 }
 
 // fieldOrder is the order of fields on the form, for the error summary.
@@ -445,9 +568,16 @@ func newIdempotencyKey() string {
 // Sec-Fetch-Site the middleware checks that instead and gives a marker, not a
 // token; the field is then left empty.
 func csrfToken(c echo.Context) string {
-	tok, _ := c.Get("csrf").(string)
+	tok, ok := c.Get("csrf").(string)
 	if tok == middleware.CSRFUsingSecFetchSite {
 		return ""
+	}
+	if !ok {
+		// The CSRF check did not run (a form whose body broke off): the cookie's
+		// token is the one the browser holds.
+		if ck, err := c.Cookie("consult_csrf"); err == nil {
+			return ck.Value
+		}
 	}
 	return tok
 }
@@ -462,6 +592,9 @@ type receiptData struct {
 
 func (s *server) receiptPage(c echo.Context) error {
 	ctx := c.Request().Context()
+	if err := s.allowLookup(c); err != nil {
+		return s.lookupFailed(c, c.Param("code"), err)
+	}
 	rs, err := s.Comments.Lookup(ctx, c.Param("code"))
 	if err != nil {
 		return err
@@ -485,36 +618,70 @@ type lookupData struct {
 	NotFound bool
 	Found    *comments.ReceiptStatus
 	D        drafts.Draft
+	Notice   string // why there is no answer, when not a wrong code
 }
 
 func (s *server) lookupPage(c echo.Context) error {
 	ctx := c.Request().Context()
 	v := s.view(c, s.Now(), "lookup")
-	// The code is shown back as typed; a pasted essay is cut short.
-	code := strings.TrimSpace(strings.ToValidUTF8(c.QueryParam("code"), ""))
-	if r := []rune(code); len(r) > 64 {
-		code = string(r[:64])
-	}
+	code := typedCode(c.QueryParam("code"))
 	data := lookupData{Code: code}
 	if code != "" {
 		v.SwitchURL = "/receipts?" + url.Values{"code": {code}, "lang": {v.Lang.other().short()}}.Encode()
 	}
 	status := http.StatusOK
 	if code != "" {
+		if err := s.allowLookup(c); err != nil {
+			return s.lookupFailed(c, code, err)
+		}
 		rs, err := s.Comments.Lookup(ctx, code)
 		switch {
 		case errors.Is(err, comments.ErrNotFound):
 			data.NotFound, status = true, http.StatusNotFound
 		case err != nil:
-			return err
+			return s.lookupFailed(c, code, err)
 		default:
 			d, err := s.Drafts.Get(ctx, rs.DraftID)
 			if err != nil {
-				return err
+				return s.lookupFailed(c, code, err)
 			}
 			data.Found, data.D = &rs, d
 		}
 	}
+	v.Title, v.Page = v.T("lookup.title"), data
+	return s.render(c, status, "lookup", v)
+}
+
+// typedCode is a receipt code as the page shows it back: as typed, but a pasted
+// essay cut short.
+func typedCode(v string) string {
+	code := strings.TrimSpace(strings.ToValidUTF8(v, ""))
+	if r := []rune(code); len(r) > 64 {
+		code = string(r[:64])
+	}
+	return code
+}
+
+// lookupFailed is the look-up page when a look-up could not be made: for a
+// client over its limit (429) or with storage down (503), with the code kept in
+// the field. Other errors are returned as they are.
+func (s *server) lookupFailed(c echo.Context, code string, err error) error {
+	v := s.view(c, s.Now(), "lookup")
+	data := lookupData{Code: typedCode(code)}
+	var rle *rateLimitError
+	status := http.StatusTooManyRequests
+	switch {
+	case errors.As(err, &rle):
+		c.Response().Header().Set("Retry-After", retryAfter(rle.wait))
+		data.Notice = v.T("lookup.rate_limited", v.span(rle.wait+time.Minute))
+	case unavailable(err):
+		s.Logger.Warn("storage unavailable", "id", c.Response().Header().Get(echo.HeaderXRequestID), "path", c.Path(), "err", err)
+		c.Response().Header().Set("Retry-After", "5")
+		status, data.Notice = http.StatusServiceUnavailable, v.T("lookup.unavailable")
+	default:
+		return err
+	}
+	v.SwitchURL = "/receipts?" + url.Values{"code": {data.Code}, "lang": {v.Lang.other().short()}}.Encode()
 	v.Title, v.Page = v.T("lookup.title"), data
 	return s.render(c, status, "lookup", v)
 }
@@ -548,6 +715,10 @@ func (s *server) errorPage(c echo.Context, status int, code string) error {
 		key = "error.csrf"
 	case status == http.StatusRequestEntityTooLarge:
 		key, args = "error.too_large", []any{comments.MaxBody}
+	case status == http.StatusRequestTimeout, code == "incomplete_body":
+		key = "error.incomplete"
+	case status == http.StatusTooManyRequests:
+		key = "error.rate_limited"
 	case status == http.StatusConflict:
 		key = "error.conflict"
 	case status == http.StatusServiceUnavailable:

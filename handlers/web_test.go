@@ -54,19 +54,22 @@ type env struct {
 	ds    *store.Drafts
 	cs    *store.Comments
 	redis *redistest.Server
+	log   *logSink
 }
 
-func newEnv(t *testing.T, now func() time.Time) *env {
+func newEnv(t *testing.T, now func() time.Time, opts ...func(*Config)) *env {
 	t.Helper()
 	rs := redistest.Start(t)
-	rdb := rs.Client(t)
-	ds := store.NewDrafts(rdb, now)
-	cs := store.NewComments(rdb, ds)
-	e, err := New(Config{Drafts: ds, Comments: cs, Now: now})
+	sink := &logSink{}
+	cfg, ds, cs := storeConfig(rs.Client(t), now, sink)
+	for _, o := range opts {
+		o(&cfg)
+	}
+	e, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, h: e, ds: ds, cs: cs, redis: rs}
+	return &env{t: t, h: e, ds: ds, cs: cs, redis: rs, log: sink}
 }
 
 func (e *env) draft(d drafts.Draft) drafts.Draft {
@@ -101,6 +104,7 @@ type client struct {
 	e       *env
 	cookies map[string]*http.Cookie
 	header  http.Header
+	remote  string // the connection's peer, host:port; empty: httptest's 192.0.2.1
 }
 
 func (e *env) client() *client {
@@ -125,6 +129,9 @@ func (c *client) do(method, target string, form url.Values) response {
 	}
 	for k, v := range c.header {
 		req.Header[k] = v
+	}
+	if c.remote != "" {
+		req.RemoteAddr = c.remote
 	}
 	for _, ck := range c.cookies {
 		req.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
@@ -728,7 +735,7 @@ func FuzzCommentForm(f *testing.F) {
 	rdb := redistest.Start(f).Client(f)
 	ds := store.NewDrafts(rdb, nil)
 	cs := store.NewComments(rdb, ds)
-	h, err := New(Config{Drafts: ds, Comments: cs})
+	h, err := New(Config{Drafts: ds, Comments: cs, Logger: (&logSink{}).logger()})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -50,8 +51,26 @@ type Config struct {
 	// PprofAddr (CONSULT_PPROF_ADDR), when set, serves net/http/pprof there; for
 	// profiling (make bench -profile). Keep it on loopback: it is not authenticated.
 	PprofAddr string
-	// LogLevel (CONSULT_LOG_LEVEL): debug, info (default), warn, error.
+	// LogLevel (CONSULT_LOG_LEVEL): debug, info (default), warn, error. At warn
+	// and above the request log (one line per request) is off.
 	LogLevel string
+	// RequestTimeout (CONSULT_REQUEST_TIMEOUT) bounds a request's wait for Redis;
+	// past it the answer is 503 with Retry-After. Zero means 3s.
+	RequestTimeout time.Duration
+	// TrustedProxies (CONSULT_TRUSTED_PROXIES, comma-separated CIDRs) are the
+	// reverse proxies whose X-Forwarded-For names the client. Empty: the
+	// connection's peer is the client and X-Forwarded-For is ignored.
+	TrustedProxies []*net.IPNet
+	// LimitsOff (CONSULT_LIMITS=off; default on) switches the per-client rate
+	// limits and the drafts' storage caps off: for load tests from one address.
+	LimitsOff bool
+	// SubmitsPerHour (CONSULT_SUBMITS_PER_HOUR) is one client's comments on one
+	// draft an hour, after a burst of a tenth of it, where the draft names none
+	// of its own. Zero means 600 (README, "Limits").
+	SubmitsPerHour int
+	// LookupsPerHour (CONSULT_LOOKUPS_PER_HOUR) is one client's receipt look-ups
+	// an hour, after a burst of a tenth of it. Zero means 1200.
+	LookupsPerHour int
 }
 
 // LoadConfig reads the environment, then flags.
@@ -72,6 +91,31 @@ func LoadConfig(args []string) (Config, error) {
 	}
 	if c.DigestRetry, err = time.ParseDuration(env("CONSULT_DIGEST_RETRY", "10s")); err != nil {
 		return c, fmt.Errorf("config: CONSULT_DIGEST_RETRY: %w", err)
+	}
+	if c.RequestTimeout, err = time.ParseDuration(env("CONSULT_REQUEST_TIMEOUT", "3s")); err != nil {
+		return c, fmt.Errorf("config: CONSULT_REQUEST_TIMEOUT: %w", err)
+	}
+	for cidr := range strings.SplitSeq(os.Getenv("CONSULT_TRUSTED_PROXIES"), ",") {
+		if cidr = strings.TrimSpace(cidr); cidr == "" {
+			continue
+		}
+		_, n, err := net.ParseCIDR(cidr)
+		if err != nil {
+			return c, fmt.Errorf("config: CONSULT_TRUSTED_PROXIES: %w", err)
+		}
+		c.TrustedProxies = append(c.TrustedProxies, n)
+	}
+	switch v := env("CONSULT_LIMITS", "on"); v {
+	case "on", "off":
+		c.LimitsOff = v == "off"
+	default:
+		return c, fmt.Errorf("config: CONSULT_LIMITS: on or off, not %q", v)
+	}
+	if c.SubmitsPerHour, err = strconv.Atoi(env("CONSULT_SUBMITS_PER_HOUR", "600")); err != nil {
+		return c, fmt.Errorf("config: CONSULT_SUBMITS_PER_HOUR: %w", err)
+	}
+	if c.LookupsPerHour, err = strconv.Atoi(env("CONSULT_LOOKUPS_PER_HOUR", "1200")); err != nil {
+		return c, fmt.Errorf("config: CONSULT_LOOKUPS_PER_HOUR: %w", err)
 	}
 	fs := flag.NewFlagSet("consultd", flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "HTTP listen address (CONSULT_ADDR)")
@@ -114,6 +158,9 @@ func (c Config) Validate() error {
 	}
 	if c.Workers < 1 || c.RedisPoolSize < 1 {
 		errs = append(errs, errors.New("CONSULT_WORKERS and CONSULT_REDIS_POOL must be at least 1"))
+	}
+	if c.RequestTimeout < 0 || c.SubmitsPerHour < 0 || c.LookupsPerHour < 0 {
+		errs = append(errs, errors.New("CONSULT_REQUEST_TIMEOUT, CONSULT_SUBMITS_PER_HOUR and CONSULT_LOOKUPS_PER_HOUR must not be negative"))
 	}
 	if _, err := url.Parse(c.BaseURL); err != nil {
 		errs = append(errs, fmt.Errorf("BASE_URL: %w", err))

@@ -121,12 +121,29 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 		})
 	}
 
-	e, err := handlers.New(handlers.Config{
+	// The secret shared by replicas (client hashes, proof-of-work challenges, the
+	// request log's day keys): without it they would not recognise each other's.
+	sctx, cancelSecret := context.WithTimeout(ctx, 10*time.Second)
+	secret, err := store.Secret(sctx, rdb)
+	cancelSecret()
+	if err != nil {
+		return fmt.Errorf("read the service secret from Redis: %w", err)
+	}
+	hc := handlers.Config{
 		Drafts: ds, Comments: cs, Digests: sched, Ready: ready, AdminToken: token,
 		Location: loc, BaseURL: cfg.BaseURL, Logger: log,
-		Secure:  strings.HasPrefix(cfg.BaseURL, "https://"),
-		Metrics: func(ctx context.Context) []handlers.Metric { return metrics(cs, workers, sched) },
-	})
+		Secure:         strings.HasPrefix(cfg.BaseURL, "https://"),
+		Metrics:        func(ctx context.Context) []handlers.Metric { return metrics(cs, workers, sched) },
+		RequestTimeout: cfg.RequestTimeout, TrustedProxies: cfg.TrustedProxies,
+		Proofs: store.NewProofs(rdb), Secret: secret,
+	}
+	if !cfg.LimitsOff {
+		hc.Limiter = store.NewLimiter(rdb, store.LimiterConfig{
+			Comments: store.Rate{Burst: cfg.SubmitsPerHour / 10, PerHour: cfg.SubmitsPerHour},
+			Lookups:  store.Rate{Burst: cfg.LookupsPerHour / 10, PerHour: cfg.LookupsPerHour},
+		})
+	}
+	e, err := handlers.New(hc)
 	if err != nil {
 		return err
 	}
