@@ -35,7 +35,7 @@ func newAPI(t *testing.T) *apiEnv {
 	rs := redistest.Start(t)
 	rdb := rs.Client(t)
 	ds := store.NewDrafts(rdb, nil)
-	cs := store.NewComments(rdb, ds)
+	cs := store.NewComments(rdb, ds, store.IntakeConfig{})
 	e, err := New(Config{Drafts: ds, Comments: cs, Ready: alwaysReady{}, AdminToken: apiToken})
 	if err != nil {
 		t.Fatal(err)

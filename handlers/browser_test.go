@@ -36,7 +36,7 @@ func TestBrowserCitizenFlow(t *testing.T) {
 	}
 	rdb := redistest.Start(t).Client(t)
 	ds := store.NewDrafts(rdb, nil)
-	cs := store.NewComments(rdb, ds)
+	cs := store.NewComments(rdb, ds, store.IntakeConfig{})
 	e, err := New(Config{Drafts: ds, Comments: cs})
 	if err != nil {
 		t.Fatal(err)

@@ -61,7 +61,7 @@ func newEnv(t *testing.T, now func() time.Time) *env {
 	rs := redistest.Start(t)
 	rdb := rs.Client(t)
 	ds := store.NewDrafts(rdb, now)
-	cs := store.NewComments(rdb, ds)
+	cs := store.NewComments(rdb, ds, store.IntakeConfig{})
 	e, err := New(Config{Drafts: ds, Comments: cs, Now: now})
 	if err != nil {
 		t.Fatal(err)
@@ -727,7 +727,7 @@ func TestAssets(t *testing.T) {
 func FuzzCommentForm(f *testing.F) {
 	rdb := redistest.Start(f).Client(f)
 	ds := store.NewDrafts(rdb, nil)
-	cs := store.NewComments(rdb, ds)
+	cs := store.NewComments(rdb, ds, store.IntakeConfig{})
 	h, err := New(Config{Drafts: ds, Comments: cs})
 	if err != nil {
 		f.Fatal(err)

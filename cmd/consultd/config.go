@@ -52,6 +52,14 @@ type Config struct {
 	PprofAddr string
 	// LogLevel (CONSULT_LOG_LEVEL): debug, info (default), warn, error.
 	LogLevel string
+	// LimitsOff (CONSULT_LIMITS=off) switches the per-client rate limits and the
+	// per-draft storage caps off, for load tests where every request comes from
+	// one address. Redis's maxmemory stays.
+	LimitsOff bool
+	// DraftMaxComments and DraftMaxBytes (CONSULT_DRAFT_MAX_COMMENTS,
+	// CONSULT_DRAFT_MAX_BYTES) cap what one draft stores unless the draft sets
+	// its own caps; zero means the store's defaults (2,000,000 comments, 4 GiB).
+	DraftMaxComments, DraftMaxBytes int64
 }
 
 // LoadConfig reads the environment, then flags.
@@ -72,6 +80,18 @@ func LoadConfig(args []string) (Config, error) {
 	}
 	if c.DigestRetry, err = time.ParseDuration(env("CONSULT_DIGEST_RETRY", "10s")); err != nil {
 		return c, fmt.Errorf("config: CONSULT_DIGEST_RETRY: %w", err)
+	}
+	switch v := env("CONSULT_LIMITS", "on"); v {
+	case "on", "off":
+		c.LimitsOff = v == "off"
+	default:
+		return c, errors.New("config: CONSULT_LIMITS: on or off")
+	}
+	if c.DraftMaxComments, err = strconv.ParseInt(env("CONSULT_DRAFT_MAX_COMMENTS", "0"), 10, 64); err != nil {
+		return c, fmt.Errorf("config: CONSULT_DRAFT_MAX_COMMENTS: %w", err)
+	}
+	if c.DraftMaxBytes, err = strconv.ParseInt(env("CONSULT_DRAFT_MAX_BYTES", "0"), 10, 64); err != nil {
+		return c, fmt.Errorf("config: CONSULT_DRAFT_MAX_BYTES: %w", err)
 	}
 	fs := flag.NewFlagSet("consultd", flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "HTTP listen address (CONSULT_ADDR)")
