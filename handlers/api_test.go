@@ -273,7 +273,19 @@ func TestAPIBadInput(t *testing.T) {
 // TestAPIRedisDown: with Redis unreachable the intake answers 503 with Retry-After,
 // never a receipt and never a 500.
 func TestAPIRedisDown(t *testing.T) {
-	a := newAPI(t)
+	for name, limits := range map[string]bool{"limits on": true, "limits off": false} {
+		t.Run(name, func(t *testing.T) {
+			if limits {
+				apiRedisDown(t, newAPI(t))
+			} else {
+				// The store itself marks its outages; no limiter in front of it.
+				apiRedisDown(t, newAPI(t, func(c *Config) { c.Limiter = nil }))
+			}
+		})
+	}
+}
+
+func apiRedisDown(t *testing.T, a *apiEnv) {
 	now := time.Now()
 	createDraft(t, a, "down-draft", now.Add(-time.Hour), now.Add(time.Hour))
 	if res, _ := a.do(t, "GET", "/api/v1/drafts/down-draft", "", nil); res.StatusCode != 200 {

@@ -116,6 +116,9 @@ func classify(err error) (status int, code string, fields map[string]string) {
 		return http.StatusPreconditionRequired, "proof_required", nil
 	case errors.Is(err, errMediaType):
 		return http.StatusUnsupportedMediaType, "unsupported_media_type", nil
+	case errors.Is(err, comments.ErrDraftFull):
+		// Not an outage, and no retry will help: the draft holds all it may.
+		return http.StatusServiceUnavailable, "draft_full", nil
 	case errors.As(err, &cve):
 		return http.StatusUnprocessableEntity, "invalid", cve.Fields
 	case errors.As(err, &dve):
@@ -197,11 +200,15 @@ func (s *server) handleError(err error, c echo.Context) {
 	case http.StatusInternalServerError:
 		s.Logger.Error("request failed", "id", rid, "method", c.Request().Method, "path", c.Path(), "err", err)
 	case http.StatusServiceUnavailable:
-		s.Logger.Warn("storage unavailable", "id", rid, "path", c.Path(), "err", err)
+		if code == "draft_full" {
+			s.Logger.Warn("draft full", "id", rid, "draft", c.Param("id"))
+		} else {
+			s.Logger.Warn("storage unavailable", "id", rid, "path", c.Path(), "err", err)
+		}
 	}
 	var rle *rateLimitError
 	switch {
-	case status == http.StatusServiceUnavailable:
+	case code == "unavailable":
 		c.Response().Header().Set("Retry-After", "5")
 	case errors.As(err, &rle):
 		c.Response().Header().Set("Retry-After", retryAfter(rle.wait))

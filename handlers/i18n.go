@@ -299,6 +299,7 @@ var messages = map[lang]map[string]string{
 		"form.pow_done":        "安全验证已完成，可以提交。",
 		"form.pow_wait":        "正在完成安全验证，完成后将自动提交，请稍候……",
 		"form.pow_failed":      "您的浏览器无法完成安全验证。请更换浏览器后重试，或通过%s公布的其他方式提出意见。",
+		"form.draft_full":      "本草案在线收到的意见已达到系统的容量上限，您的意见未能提交。下面保留了您填写的内容，您可以复制留存，并通过%s公布的信函、电子邮件等其他方式提出意见。",
 		"form.hp":              "请勿填写此项",
 
 		"err.body.required": "请填写意见内容。",
@@ -484,6 +485,7 @@ var messages = map[lang]map[string]string{
 		"form.pow_done":        "Security check complete: you can submit.",
 		"form.pow_wait":        "Finishing the security check; your comment will be submitted as soon as it is done…",
 		"form.pow_failed":      "Your browser could not complete the security check. Please try another browser, or send your comment in one of the other ways announced by %s.",
+		"form.draft_full":      "This draft has received as many comments online as the system can hold, so yours was not submitted. Your text is kept below so that you can copy it and send it by letter or e-mail as announced by %s.",
 		"form.hp":              "Leave this field empty",
 
 		"err.body.required": "Please write your comment.",

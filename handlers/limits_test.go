@@ -260,3 +260,31 @@ func get(t *testing.T, u string) string {
 	b, _ := io.ReadAll(res.Body)
 	return string(b)
 }
+
+// TestDraftFull: a draft at its storage cap refuses comments with 503
+// draft_full (not an outage: no Retry-After, no outage logged); the form comes
+// back with the text and no submit button.
+func TestDraftFull(t *testing.T) {
+	e := newEnv(t, nil)
+	d := openDraft(e, "plan")
+	if err := e.ds.SetLimits(context.Background(), d.ID, drafts.Limits{MaxComments: 1}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.client()
+	c.header.Set("Sec-Fetch-Site", "same-origin")
+	post := func(body string) response {
+		return c.do(http.MethodPost, "/d/plan/comment", url.Values{"body": {body}, "idempotency_key": {newIdempotencyKey()}})
+	}
+	if r := post("第一条。"); r.Code != http.StatusSeeOther {
+		t.Fatalf("first: %d\n%s", r.Code, r.body)
+	}
+	r := post("装不下的意见，请保留。")
+	r.must(t, http.StatusServiceUnavailable, "已达到系统的容量上限", "装不下的意见，请保留。", planBureau)
+	checkPage(t, r, langZH)
+	if strings.Contains(r.body, `type="submit"`) || r.Header().Get("Retry-After") != "" {
+		t.Errorf("a full draft offers a retry")
+	}
+	if len(e.log.lines("storage unavailable")) > 0 || len(e.log.lines("draft full")) != 1 {
+		t.Errorf("log:\n%s", e.log)
+	}
+}

@@ -397,6 +397,9 @@ func (s *server) formAgain(c echo.Context, d drafts.Draft, sub comments.Submissi
 		// The person went back after a submission and changed the text: a new key
 		// makes the next press a new comment, which is what they now mean.
 		f.Notice, f.IdempotencyKey = v.T("form.reused"), newIdempotencyKey()
+	case errors.Is(err, comments.ErrDraftFull):
+		s.Logger.Warn("draft full", "id", c.Response().Header().Get(echo.HeaderXRequestID), "draft", d.ID)
+		status, f.Notice, f.CanSubmit = http.StatusServiceUnavailable, v.T("form.draft_full", d.Bureau), false
 	case errors.As(err, &rle):
 		c.Response().Header().Set("Retry-After", retryAfter(rle.wait))
 		status, f.Notice = http.StatusTooManyRequests, v.T("form.rate_limited", v.span(rle.wait+time.Minute))

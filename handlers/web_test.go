@@ -734,7 +734,7 @@ func TestAssets(t *testing.T) {
 func FuzzCommentForm(f *testing.F) {
 	rdb := redistest.Start(f).Client(f)
 	ds := store.NewDrafts(rdb, nil)
-	cs := store.NewComments(rdb, ds)
+	cs := store.NewComments(rdb, ds, store.IntakeConfig{})
 	h, err := New(Config{Drafts: ds, Comments: cs, Logger: (&logSink{}).logger()})
 	if err != nil {
 		f.Fatal(err)

@@ -2,11 +2,10 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,55 +28,61 @@ type draftSource interface {
 type Comments struct {
 	rdb    redis.UniversalClient
 	drafts draftSource
-	// IdempotencyTTL is how long a retried submission gets the first receipt.
-	IdempotencyTTL time.Duration
+	cfg    IntakeConfig
 
-	accepted, rejected atomic.Int64
-	active             sync.Map // draft id -> struct{}: already in activeSet
-	batch              *batcher
+	issued, refused, full atomic.Int64
+	active                sync.Map // draft id -> struct{}: already in activeSet
+	batch                 *batcher
+}
+
+// IntakeConfig tunes the intake; zero values take the defaults in brackets.
+type IntakeConfig struct {
+	// IdempotencyTTL is how long a retried submission gets the first receipt [24h].
+	IdempotencyTTL time.Duration
+	// Timeout bounds a submission whose context has no deadline [3s]: past it the
+	// comment is refused by Redis's clock and the caller told so.
+	Timeout time.Duration
+	// MaxComments and MaxBytes cap what one draft stores when the draft sets no
+	// cap of its own [2,000,000 comments; 4 GiB of text]: a flood on one draft
+	// ends in refusals, never in a Redis too full for the others.
+	MaxComments, MaxBytes int64
+	// CapsOff switches the per-draft caps off, for load tests (CONSULT_LIMITS=off).
+	CapsOff bool
+	Logger  *slog.Logger
 }
 
 // intakeLanes is how many intake pipelines may be in flight at once, and
-// intakeBatch the most scripts one of them carries.
+// intakeBatch the most comments one of them carries.
 const intakeLanes, intakeBatch = 16, 128
 
-// NewStore returns a Comments on rdb, which it never dials itself.
-func NewComments(rdb redis.UniversalClient, ds draftSource) *Comments {
-	return &Comments{rdb: rdb, drafts: ds, IdempotencyTTL: 24 * time.Hour, batch: newBatcher(rdb, intakeLanes, intakeBatch)}
+// NewComments returns a Comments on rdb, which it never dials itself.
+func NewComments(rdb redis.UniversalClient, ds draftSource, cfg IntakeConfig) *Comments {
+	if cfg.IdempotencyTTL <= 0 {
+		cfg.IdempotencyTTL = 24 * time.Hour
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 3 * time.Second
+	}
+	if cfg.MaxComments <= 0 {
+		cfg.MaxComments = 2_000_000
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = 4 << 30
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Comments{rdb: rdb, drafts: ds, cfg: cfg}
+	s.batch = newBatcher(rdb, intakeLanes, intakeBatch, cfg.Logger)
+	s.batch.ttl = func() time.Duration { return s.cfg.IdempotencyTTL }
+	s.batch.caps = func() (int64, int64) {
+		if s.cfg.CapsOff {
+			return -1, 0
+		}
+		return s.cfg.MaxComments, s.cfg.MaxBytes
+	}
+	return s
 }
-
-// submitScript issues a receipt for one comment if the window is open, deciding by
-// the Redis server's clock so that no replica's clock and no race at the deadline
-// decide. The receipt record maps the code to its stream entry: "q|<entry id>|<section>",
-// which a dead-letter turns into "r|…"; whether a comment is accepted is read from
-// the consumer group (see groupState), so settling a batch writes no per-comment key.
-// The idempotency key and its arguments come last and only when the client sent a
-// key: every argument is a Lua string made on each call, the payload among them.
-//
-//	KEYS[1] draft hash, KEYS[2] intake stream, KEYS[3] receipts hash, [KEYS[4] idempotency key]
-//	ARGV[1] code, ARGV[2] comment JSON, ARGV[3] section anchor,
-//	[ARGV[4] idempotency TTL (s), ARGV[5] sha256, ARGV[6] content hash]
-//	returns received_ms, or on a retry the first "code|received_ms|sha256|content hash"
-//	| error "NOT_FOUND" | "WINDOW_NOT_OPEN" | "WINDOW_CLOSED"
-var submitScript = redis.NewScript(`
-local idem = KEYS[4]
-if idem then
-  local prev = redis.call('GET', idem)
-  if prev then return prev end
-end
-local w = redis.call('HMGET', KEYS[1], 'opens_ms', 'closes_ms')
-if not w[1] then return redis.error_reply('NOT_FOUND') end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if now < tonumber(w[1]) then return redis.error_reply('WINDOW_NOT_OPEN') end
-if now >= tonumber(w[2]) then return redis.error_reply('WINDOW_CLOSED') end
-local id = redis.call('XADD', KEYS[2], '*', 'code', ARGV[1], 'recv', now, 'c', ARGV[2])
-redis.call('HSET', KEYS[3], ARGV[1], 'q|' .. id .. '|' .. ARGV[3])
-if idem then
-  redis.call('SET', idem, ARGV[1] .. '|' .. now .. '|' .. ARGV[5] .. '|' .. ARGV[6], 'EX', ARGV[4])
-end
-return now
-`)
 
 // windowScript tells whether the window is closed by the Redis server's clock.
 //
@@ -92,23 +97,13 @@ if now >= tonumber(c) then return 1 end
 return 0
 `)
 
-// record is the comment as written into the intake stream, which is the durable
-// record of every comment: workers settle entries, they never copy or trim them.
-// The code and the received time sit beside it in the entry: the code is chosen
-// before the script runs and the time is Redis's, stamped inside it.
-type record struct {
-	DraftID     string            `json:"draft_id"`
-	Section     string            `json:"section"`
-	Body        string            `json:"body"`
-	Name        string            `json:"name,omitempty"`
-	Contact     string            `json:"contact,omitempty"`
-	Category    comments.Category `json:"category"`
-	PublishName bool              `json:"publish_name"`
-}
-
-// Submit validates a submission and queues it durably. The receipt is returned only
-// after Redis has stored the entry. Errors: *comments.ValidationError, comments.ErrWindowClosed,
-// comments.ErrWindowNotOpen, comments.ErrIdempotencyMismatch, drafts.ErrNotFound.
+// Submit validates a submission and stores it durably. The receipt is returned
+// only after Redis has stored the comment, and a comment is stored once, however
+// often the call reaches Redis. Errors: *comments.ValidationError,
+// comments.ErrWindowClosed, comments.ErrWindowNotOpen,
+// comments.ErrIdempotencyMismatch, comments.ErrDraftFull, drafts.ErrNotFound, and
+// errors marked unavailable (see unavailableError) when Redis did not answer in
+// time: then no receipt was given, and the comment is stored at most once.
 func (s *Comments) Submit(ctx context.Context, sub comments.Submission) (comments.Receipt, error) {
 	d, err := s.drafts.Get(ctx, sub.DraftID)
 	if err != nil {
@@ -116,75 +111,94 @@ func (s *Comments) Submit(ctx context.Context, sub comments.Submission) (comment
 	}
 	comments.Normalize(&sub)
 	if err := comments.Validate(sub, d); err != nil {
-		s.rejected.Add(1)
+		s.refused.Add(1)
 		return comments.Receipt{}, err
 	}
 	code, err := comments.NewCode(d.Ref)
 	if err != nil {
 		return comments.Receipt{}, fmt.Errorf("store: comments: submit %s: %w", d.ID, err)
 	}
-	payload, err := json.Marshal(record{DraftID: d.ID, Section: sub.Section, Body: sub.Body, Name: sub.Name,
-		Contact: sub.Contact, Category: sub.Category, PublishName: sub.PublishName})
+	sub.DraftID = d.ID
+	p, err := newPending(sub, code)
 	if err != nil {
 		return comments.Receipt{}, fmt.Errorf("store: comments: submit %s: %w", d.ID, err)
 	}
-	// A retry with the same idempotency key must repeat the same comment; the code
-	// differs on each attempt, so the check is on the payload alone.
-	csum := sha256.Sum256(payload)
-	contentHash := hex.EncodeToString(csum[:8])
+	if sub.IdempotencyKey != "" {
+		p.idemKey = idemKey(d.ID, sub.IdempotencyKey)
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.Timeout)
+		defer cancel()
+		deadline, _ = ctx.Deadline()
+	}
+	p.notAfter = deadline
 
 	if _, seen := s.active.Load(d.ID); !seen {
 		// Workers find intake streams through this set; once per process and draft
 		// keeps it off the request's path after the first comment.
 		if err := s.rdb.ZAdd(ctx, activeSet, redis.Z{Score: float64(d.ClosesAt.UnixMilli()), Member: d.ID}).Err(); err != nil {
-			return comments.Receipt{}, fmt.Errorf("store: comments: submit %s: %w", d.ID, err)
+			return comments.Receipt{}, wrap("comments: submit "+d.ID, err)
 		}
 		s.active.Store(d.ID, struct{}{})
 	}
-	sha := comments.Digest(code, payload)
-	keys := []string{draftHash(d.ID), intakeStream(d.ID), receiptsHash(d.ID)}
-	args := []any{code, payload, sub.Section}
-	if sub.IdempotencyKey != "" {
-		keys = append(keys, idemKey(d.ID, sub.IdempotencyKey))
-		args = append(args, int(s.IdempotencyTTL/time.Second), sha, contentHash)
-	}
 	s.batch.start(intakeLanes)
-	res, err := s.batch.run(ctx, keys, args...)
+	c := &call{draftID: d.ID, p: p, keys: [6]string{draftHash(d.ID), intakeStream(d.ID), receiptsHash(d.ID),
+		piiHash(d.ID), countsHash(d.ID), dupSet(d.ID)}}
+	o, err := s.batch.run(ctx, c)
 	if err != nil {
-		switch {
-		case isScriptError(err, "WINDOW_CLOSED"):
-			s.rejected.Add(1)
-			return comments.Receipt{}, comments.ErrWindowClosed
-		case isScriptError(err, "WINDOW_NOT_OPEN"):
-			s.rejected.Add(1)
-			return comments.Receipt{}, comments.ErrWindowNotOpen
-		case isScriptError(err, "NOT_FOUND"):
-			return comments.Receipt{}, fmt.Errorf("store: comments: submit %s: %w", d.ID, drafts.ErrNotFound)
+		return comments.Receipt{}, wrap("comments: submit "+d.ID, err)
+	}
+	switch o.kind {
+	case "OK", "DONE":
+		s.issued.Add(1)
+		return comments.Receipt{Code: code, DraftID: d.ID, Section: sub.Section,
+			ReceivedAt: time.UnixMilli(o.rec.receivedMs).UTC(), SHA256: p.sha}, nil
+	case "IDEM":
+		if o.content != p.content {
+			return comments.Receipt{}, comments.ErrIdempotencyMismatch
 		}
-		return comments.Receipt{}, fmt.Errorf("store: comments: submit %s: %w", d.ID, err)
+		return comments.Receipt{Code: o.code, DraftID: d.ID, Section: o.rec.section,
+			ReceivedAt: time.UnixMilli(o.rec.receivedMs).UTC(), SHA256: o.sha}, nil
 	}
-	if ms, err := strconv.ParseInt(res, 10, 64); err == nil {
-		s.accepted.Add(1)
-		return comments.Receipt{Code: code, DraftID: d.ID, Section: sub.Section, ReceivedAt: time.UnixMilli(ms).UTC(), SHA256: sha}, nil
+	switch o.reason {
+	case "WINDOW_CLOSED":
+		s.refused.Add(1)
+		return comments.Receipt{}, comments.ErrWindowClosed
+	case "WINDOW_NOT_OPEN":
+		s.refused.Add(1)
+		return comments.Receipt{}, comments.ErrWindowNotOpen
+	case "NOT_FOUND":
+		return comments.Receipt{}, fmt.Errorf("store: comments: submit %s: %w", d.ID, drafts.ErrNotFound)
+	case "FULL":
+		if s.full.Add(1)%1000 == 1 {
+			s.cfg.Logger.Warn("intake: draft reached its storage cap; comments refused", "draft", d.ID, "refused_so_far", s.full.Load())
+		}
+		return comments.Receipt{}, comments.ErrDraftFull
+	case "LATE":
+		// Redis ran the script after this caller's deadline: nothing was stored.
+		return comments.Receipt{}, wrap("comments: submit "+d.ID, context.DeadlineExceeded)
 	}
-	// A retry: the first receipt, if the comment is the same.
-	parts := strings.Split(res, "|")
-	if len(parts) != 4 {
-		return comments.Receipt{}, fmt.Errorf("store: comments: submit %s: unexpected reply %q", d.ID, res)
-	}
-	if parts[3] != contentHash {
-		return comments.Receipt{}, comments.ErrIdempotencyMismatch
-	}
-	ms, _ := strconv.ParseInt(parts[1], 10, 64)
-	return comments.Receipt{Code: parts[0], DraftID: d.ID, Section: sub.Section, ReceivedAt: time.UnixMilli(ms).UTC(), SHA256: parts[2]}, nil
+	return comments.Receipt{}, fmt.Errorf("store: comments: submit %s: unexpected outcome %q", d.ID, o.reason)
 }
 
 // Close stops the intake's pipelines, after the batches in flight are answered.
 // Call it once HTTP has stopped taking requests; Submit fails afterwards.
 func (s *Comments) Close() { s.batch.close() }
 
-// Stats returns how many submissions this process took in and refused.
-func (s *Comments) Stats() (accepted, rejected int64) { return s.accepted.Load(), s.rejected.Load() }
+// IntakeStats are this process's intake counters since it started.
+type IntakeStats struct {
+	Issued      int64 // receipts given
+	Refused     int64 // submissions refused: invalid, or outside the window
+	Full        int64 // refused because the draft reached its storage cap
+	Undelivered int64 // stored after the caller stopped waiting: no receipt delivered
+}
+
+// Stats returns this process's intake counters.
+func (s *Comments) Stats() IntakeStats {
+	return IntakeStats{Issued: s.issued.Load(), Refused: s.refused.Load(), Full: s.full.Load(), Undelivered: s.batch.undelivered.Load()}
+}
 
 // Lookup returns the status of a receipt, or comments.ErrNotFound. It needs only the code:
 // the code starts with the draft's ref.
@@ -205,38 +219,29 @@ func (s *Comments) Lookup(ctx context.Context, code string) (comments.ReceiptSta
 		return comments.ReceiptStatus{}, comments.ErrNotFound
 	}
 	if err != nil {
-		return comments.ReceiptStatus{}, fmt.Errorf("store: comments: lookup %s: %w", code, err)
+		return comments.ReceiptStatus{}, wrap("comments: lookup "+code, err)
 	}
-	mark, entry, section, ok := parseRecord(v)
+	rec, ok := parseRecord(v)
 	if !ok {
 		return comments.ReceiptStatus{}, fmt.Errorf("store: comments: lookup %s: malformed record %q", code, v)
 	}
-	msgs, err := s.rdb.XRangeN(ctx, intakeStream(id), entry, entry, 1).Result()
+	msgs, err := s.rdb.XRangeN(ctx, intakeStream(id), rec.entry, rec.entry, 1).Result()
 	if err != nil {
-		return comments.ReceiptStatus{}, fmt.Errorf("store: comments: lookup %s: %w", code, err)
+		return comments.ReceiptStatus{}, wrap("comments: lookup "+code, err)
 	}
 	if len(msgs) != 1 {
-		return comments.ReceiptStatus{}, fmt.Errorf("store: comments: lookup %s: entry %s missing from the record", code, entry)
+		return comments.ReceiptStatus{}, fmt.Errorf("store: comments: lookup %s: entry %s missing from the record", code, rec.entry)
 	}
 	c, reason := decode(id, msgs[0])
 	if reason != "" {
 		return comments.ReceiptStatus{}, fmt.Errorf("store: comments: lookup %s: %s", code, reason)
 	}
-	g, err := s.group(ctx, id, entry, entry)
+	g, err := s.group(ctx, id, rec.entry, rec.entry)
 	if err != nil {
-		return comments.ReceiptStatus{}, fmt.Errorf("store: comments: lookup %s: %w", code, err)
+		return comments.ReceiptStatus{}, wrap("comments: lookup "+code, err)
 	}
-	return comments.ReceiptStatus{Code: code, DraftID: id, Section: section, Status: g.status(mark, entry),
+	return comments.ReceiptStatus{Code: code, DraftID: id, Section: rec.section, Status: g.status(rec),
 		ReceivedAt: c.ReceivedAt, SHA256: c.SHA256}, nil
-}
-
-// parseRecord splits a receipt record, "q|<entry id>|<section>" or "r|…".
-func parseRecord(v string) (mark, entry, section string, ok bool) {
-	f := strings.SplitN(v, "|", 3)
-	if len(f) != 3 || (f[0] != "q" && f[0] != "r") {
-		return "", "", "", false
-	}
-	return f[0], f[1], f[2], true
 }
 
 // groupState is how far the workers' consumer group has come over a range of
@@ -247,11 +252,11 @@ type groupState struct {
 	pending       map[string]bool
 }
 
-func (g groupState) status(mark, entry string) comments.Status {
+func (g groupState) status(r record) comments.Status {
 	switch {
-	case mark == "r":
+	case r.rejected:
 		return comments.StatusRejected
-	case g.pending[entry] || compareIDs(entry, g.lastDelivered) > 0:
+	case g.pending[r.entry] || compareIDs(r.entry, g.lastDelivered) > 0:
 		return comments.StatusQueued
 	}
 	return comments.StatusAccepted
@@ -360,7 +365,7 @@ func (s *Comments) Page(ctx context.Context, draftID, after string, limit int64)
 	}
 	msgs, err := s.rdb.XRangeN(ctx, intakeStream(draftID), start, "+", limit).Result()
 	if err != nil {
-		return nil, "", fmt.Errorf("store: comments: page %s: %w", draftID, err)
+		return nil, "", wrap("comments: page "+draftID, err)
 	}
 	cs := make([]comments.Comment, 0, len(msgs))
 	codes := make([]string, 0, len(msgs))
@@ -373,21 +378,37 @@ func (s *Comments) Page(ctx context.Context, draftID, after string, limit int64)
 		codes = append(codes, c.Code)
 	}
 	if len(codes) > 0 {
-		recs, err := s.rdb.HMGet(ctx, receiptsHash(draftID), codes...).Result()
+		// The receipt records give each comment's status, the personal-data hash
+		// its name and contact (absent once erased, or never given).
+		var recs, pers *redis.SliceCmd
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			recs = p.HMGet(ctx, receiptsHash(draftID), codes...)
+			pers = p.HMGet(ctx, piiHash(draftID), codes...)
+			return nil
+		})
 		if err != nil {
-			return nil, "", fmt.Errorf("store: comments: page %s: %w", draftID, err)
+			return nil, "", wrap("comments: page "+draftID, err)
 		}
 		g, err := s.group(ctx, draftID, msgs[0].ID, msgs[len(msgs)-1].ID)
 		if err != nil {
-			return nil, "", fmt.Errorf("store: comments: page %s: %w", draftID, err)
+			return nil, "", wrap("comments: page "+draftID, err)
 		}
-		for i, v := range recs {
+		for i, v := range recs.Val() {
 			str, _ := v.(string)
-			mark, entry, _, ok := parseRecord(str)
+			rec, ok := parseRecord(str)
 			if !ok {
-				mark = "r" // a receipt record is written with every entry the intake adds
+				// A receipt record is written with every entry the intake adds.
+				rec = record{rejected: true, entry: cs[i].Entry}
 			}
-			cs[i].Status = g.status(mark, entry)
+			cs[i].Status = g.status(rec)
+		}
+		for i, v := range pers.Val() {
+			if str, _ := v.(string); str != "" {
+				var p personal
+				if json.Unmarshal([]byte(str), &p) == nil {
+					cs[i].Name, cs[i].Contact = p.Name, p.Contact
+				}
+			}
 		}
 	}
 	next := ""

@@ -29,7 +29,7 @@ func setup(t *testing.T, opens, closes time.Time) (*Comments, *Drafts, redis.Uni
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewComments(rdb, ds), ds, rdb, d
+	return NewComments(rdb, ds, IntakeConfig{}), ds, rdb, d
 }
 
 func anchorOf(t *testing.T, d drafts.Draft, label string) string {

@@ -15,9 +15,18 @@ func draftHash(id string) string { return "consult:{" + id + "}:draft" }
 // received them. Entries are acknowledged once settled but never trimmed.
 func intakeStream(id string) string { return "consult:{" + id + "}:intake" }
 
-// receiptsHash maps a receipt code to its entry: "q|<entry id>|<section>", or
-// "r|…" once dead-lettered.
+// receiptsHash maps a receipt code to its record (see parseRecord):
+// "q|<entry id>|<received ms>|<section>", or "r|…" once dead-lettered.
 func receiptsHash(id string) string { return "consult:{" + id + "}:receipts" }
+
+// piiHash maps a receipt code to the commenter's name and contact (JSON, with
+// the salt of the entry's commitment to them). They are kept out of the intake
+// stream, which is never rewritten, so that erasing them is an HDEL here.
+func piiHash(id string) string { return "consult:{" + id + "}:pii" }
+
+// dupSet holds a hash of (client, text) for every comment with a known client:
+// the same text from the same client again is flagged as a duplicate.
+func dupSet(id string) string { return "consult:{" + id + "}:dups" }
 
 func deadStream(id string) string   { return "consult:{" + id + "}:dead" }
 func idemKey(id, key string) string { return "consult:{" + id + "}:idem:" + key }

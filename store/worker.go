@@ -276,6 +276,9 @@ func (w *Worker) process(ctx context.Context, id string, msgs []redis.XMessage) 
 // check says whether a stream entry is a comment the intake wrote, cheaply: the
 // intake built it, so a full decode belongs to reading, not to every settlement.
 func check(draftID string, m redis.XMessage) (code string, receivedMs int64, reason string) {
+	if v, _ := m.Values["v"].(string); v != entryVersion {
+		return "", 0, fmt.Sprintf("malformed entry: format version %q, want %s", v, entryVersion)
+	}
 	code, _ = m.Values["code"].(string)
 	payload, _ := m.Values["c"].(string)
 	recv, _ := m.Values["recv"].(string)
@@ -293,20 +296,23 @@ func check(draftID string, m redis.XMessage) (code string, receivedMs int64, rea
 	return code, ms, ""
 }
 
-// decode turns a stream entry into a comment, or says why it cannot be one.
+// decode turns a stream entry into a comment, without its personal data (kept
+// apart: see piiHash), or says why it cannot be one.
 func decode(draftID string, m redis.XMessage) (comments.Comment, string) {
 	code, ms, reason := check(draftID, m)
 	if reason != "" {
 		return comments.Comment{}, reason
 	}
-	var r record
-	if err := json.Unmarshal([]byte(m.Values["c"].(string)), &r); err != nil || r.DraftID != draftID {
+	payload := m.Values["c"].(string)
+	var e entry
+	if err := json.Unmarshal([]byte(payload), &e); err != nil || e.DraftID != draftID {
 		return comments.Comment{}, "malformed comment JSON"
 	}
+	dup, _ := m.Values["dup"].(string)
 	// The digest is not stored: it is a function of what is (see comments.Digest).
-	return comments.Comment{Code: code, Entry: m.ID, DraftID: r.DraftID, Section: r.Section, Body: r.Body, Name: r.Name, Contact: r.Contact,
-		Category: r.Category, PublishName: r.PublishName, ReceivedAt: time.UnixMilli(ms).UTC(),
-		SHA256: comments.Digest(code, []byte(m.Values["c"].(string)))}, ""
+	return comments.Comment{Code: code, Entry: m.ID, DraftID: e.DraftID, Section: e.Section, Body: e.Body,
+		Category: e.Category, PublishName: e.PublishName, ReceivedAt: time.UnixMilli(ms).UTC(),
+		SHA256: comments.Digest(code, []byte(payload)), Duplicate: dup == "1"}, ""
 }
 
 func (w *Worker) dead(ctx context.Context, id string, m redis.XMessage, reason string) error {

@@ -61,8 +61,9 @@ type Config struct {
 	// reverse proxies whose X-Forwarded-For names the client. Empty: the
 	// connection's peer is the client and X-Forwarded-For is ignored.
 	TrustedProxies []*net.IPNet
-	// LimitsOff (CONSULT_LIMITS=off; default on) switches the per-client rate
-	// limits and the drafts' storage caps off: for load tests from one address.
+	// LimitsOff (CONSULT_LIMITS=off) switches the per-client rate limits and the
+	// per-draft storage caps off, for load tests where every request comes from
+	// one address. Redis's maxmemory stays.
 	LimitsOff bool
 	// SubmitsPerHour (CONSULT_SUBMITS_PER_HOUR) is one client's comments on one
 	// draft an hour, after a burst of a tenth of it, where the draft names none
@@ -71,6 +72,10 @@ type Config struct {
 	// LookupsPerHour (CONSULT_LOOKUPS_PER_HOUR) is one client's receipt look-ups
 	// an hour, after a burst of a tenth of it. Zero means 1200.
 	LookupsPerHour int
+	// DraftMaxComments and DraftMaxBytes (CONSULT_DRAFT_MAX_COMMENTS,
+	// CONSULT_DRAFT_MAX_BYTES) cap what one draft stores unless the draft sets
+	// its own caps; zero means the store's defaults (2,000,000 comments, 4 GiB).
+	DraftMaxComments, DraftMaxBytes int64
 }
 
 // LoadConfig reads the environment, then flags.
@@ -116,6 +121,12 @@ func LoadConfig(args []string) (Config, error) {
 	}
 	if c.LookupsPerHour, err = strconv.Atoi(env("CONSULT_LOOKUPS_PER_HOUR", "1200")); err != nil {
 		return c, fmt.Errorf("config: CONSULT_LOOKUPS_PER_HOUR: %w", err)
+	}
+	if c.DraftMaxComments, err = strconv.ParseInt(env("CONSULT_DRAFT_MAX_COMMENTS", "0"), 10, 64); err != nil {
+		return c, fmt.Errorf("config: CONSULT_DRAFT_MAX_COMMENTS: %w", err)
+	}
+	if c.DraftMaxBytes, err = strconv.ParseInt(env("CONSULT_DRAFT_MAX_BYTES", "0"), 10, 64); err != nil {
+		return c, fmt.Errorf("config: CONSULT_DRAFT_MAX_BYTES: %w", err)
 	}
 	fs := flag.NewFlagSet("consultd", flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "HTTP listen address (CONSULT_ADDR)")

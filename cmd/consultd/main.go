@@ -67,7 +67,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 		}
 		// Deferred first, so it runs last: the embedded server stops after the last write.
 		defer emb.Stop()
-		rdb = redis.NewClient(&redis.Options{Addr: emb.Addr(), PoolSize: cfg.RedisPoolSize})
+		rdb = redis.NewClient(withTimeouts(&redis.Options{Addr: emb.Addr(), PoolSize: cfg.RedisPoolSize}))
 	} else if rdb, err = newRedisClient(cfg.RedisURL, cfg.RedisPoolSize); err != nil {
 		return err
 	}
@@ -84,7 +84,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 	}
 
 	ds := store.NewDrafts(rdb, nil)
-	cs := store.NewComments(rdb, ds)
+	cs := store.NewComments(rdb, ds, store.IntakeConfig{
+		MaxComments: cfg.DraftMaxComments, MaxBytes: cfg.DraftMaxBytes, CapsOff: cfg.LimitsOff, Logger: log,
+	})
 	if cfg.Demo {
 		if loaded, err := loadDemo(ctx, ds, time.Now()); err != nil {
 			log.Warn("demo consultation not loaded", "err", err)
@@ -241,13 +243,29 @@ func newRedisClient(u string, pool int) (redis.UniversalClient, error) {
 			return nil, fmt.Errorf("REDIS_URL: %w", err)
 		}
 		o.PoolSize = pool
-		return redis.NewClient(o), nil
+		return redis.NewClient(withTimeouts(o)), nil
 	}
 	addrs := strings.Split(u, ",")
 	if len(addrs) == 1 {
-		return redis.NewClient(&redis.Options{Addr: addrs[0], PoolSize: pool}), nil
+		return redis.NewClient(withTimeouts(&redis.Options{Addr: addrs[0], PoolSize: pool})), nil
 	}
-	return redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, PoolSize: pool}), nil
+	return redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, PoolSize: pool,
+		ContextTimeoutEnabled: true, DialTimeout: redisDialTimeout, ReadTimeout: redisIOTimeout,
+		WriteTimeout: redisIOTimeout, PoolTimeout: redisIOTimeout}), nil
+}
+
+// A request waits for Redis no longer than its own deadline (the client honours
+// contexts' deadlines), and never longer than these: a hung Redis is answered
+// with 503 within seconds, not after the operating system gives up on TCP.
+const (
+	redisDialTimeout = 2 * time.Second
+	redisIOTimeout   = 3 * time.Second
+)
+
+func withTimeouts(o *redis.Options) *redis.Options {
+	o.ContextTimeoutEnabled = true
+	o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = redisDialTimeout, redisIOTimeout, redisIOTimeout, redisIOTimeout
+	return o
 }
 
 // persistenceWarnings reads an external server's persistence settings: a receipt is
@@ -302,7 +320,7 @@ func adminToken(cfg Config) (string, error) {
 }
 
 func metrics(cs *store.Comments, ws []*store.Worker, sched *notify.Scheduler) []handlers.Metric {
-	acc, rej := cs.Stats()
+	st := cs.Stats()
 	var processed int64
 	var lag time.Duration
 	for _, w := range ws {
@@ -312,8 +330,10 @@ func metrics(cs *store.Comments, ws []*store.Worker, sched *notify.Scheduler) []
 	}
 	sent, failed := sched.Stats()
 	return []handlers.Metric{
-		{Name: "consult_comments_accepted_total", Help: "Comments given a receipt by this process.", Type: "counter", Value: float64(acc)},
-		{Name: "consult_comments_rejected_total", Help: "Comment submissions refused (invalid or outside the window).", Type: "counter", Value: float64(rej)},
+		{Name: "consult_comments_accepted_total", Help: "Comments given a receipt by this process.", Type: "counter", Value: float64(st.Issued)},
+		{Name: "consult_comments_rejected_total", Help: "Comment submissions refused (invalid or outside the window).", Type: "counter", Value: float64(st.Refused)},
+		{Name: "consult_comments_draft_full_total", Help: "Comments refused because their draft reached its storage cap.", Type: "counter", Value: float64(st.Full)},
+		{Name: "consult_comments_stored_undelivered_total", Help: "Comments stored after the client stopped waiting, so no receipt was delivered (found by this process).", Type: "counter", Value: float64(st.Undelivered)},
 		{Name: "consult_comments_processed_total", Help: "Queued comments stored by this process's workers.", Type: "counter", Value: float64(processed)},
 		{Name: "consult_queue_lag_seconds", Help: "Age of the newest comment in the last batch a worker stored.", Type: "gauge", Value: lag.Seconds()},
 		{Name: "consult_digests_sent_total", Help: "Digest e-mails sent.", Type: "counter", Value: float64(sent)},

@@ -209,3 +209,7 @@ func tail(path string) string {
 	}
 	return string(b)
 }
+
+// Pid is the server's process id, for tests that stall it (SIGSTOP) as a hung
+// server would.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }

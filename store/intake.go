@@ -1,0 +1,266 @@
+package store
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"consult/comments"
+)
+
+// entryVersion is the format of an intake stream entry, written in its field "v".
+// Version 2 keeps names and contacts out of the entry (see piiHash): the stream
+// is the record and is never rewritten, and personal data must be erasable.
+const entryVersion = "2"
+
+// intakeScript records a batch of comments on one draft: one script call per
+// batch and draft, so that the cost of entering Lua and of reading the window is
+// paid once for many comments. The window is decided by the Redis server's clock.
+//
+// Each comment is checked, in this order:
+//  1. its receipt code is already recorded: this very call ran before (go-redis
+//     sends a pipeline again after a read timeout) and the first result stands;
+//     nothing is stored twice, whatever the client sent;
+//  2. its idempotency key was used before: the first receipt is returned;
+//  3. the window is open;
+//  4. Redis's clock has not passed the comment's not-after time: past it, the
+//     client has given up waiting, and a comment it holds no receipt for must
+//     not be stored;
+//  5. the draft's caps on stored comments and bytes (when not switched off).
+//
+// Then the comment is appended to the stream without the personal fields,
+// which go to the personal-data hash under the same code, and the receipt
+// record is written. A client that already sent the same text on this draft
+// gets its comment flagged duplicate (kept and counted all the same).
+//
+//	KEYS[1] draft hash, KEYS[2] intake stream, KEYS[3] receipts hash,
+//	KEYS[4] personal-data hash, KEYS[5] counts hash, KEYS[6] duplicates set,
+//	KEYS[7…] the idempotency keys of the comments that have one
+//	ARGV[1] idempotency TTL (s), ARGV[2] default max comments, ARGV[3] default
+//	max bytes (0 = no cap; ARGV[2] = -1: caps off), then per comment, 10 each:
+//	code, entry JSON, personal JSON ("" = none), section, idempotency KEYS index
+//	(0 = none), content hash, sha256, duplicate hash ("" = unknown client), size
+//	(bytes counted against the cap), not-after (Redis ms)
+//	returns {now ms, reply per comment}: {"OK", record} | {"DONE", record} |
+//	{"IDEM", code, record, sha256, content hash} | {"ERR", "NOT_FOUND" |
+//	"WINDOW_NOT_OPEN" | "WINDOW_CLOSED" | "LATE" | "FULL"}
+var intakeScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local w = redis.call('HMGET', KEYS[1], 'opens_ms', 'closes_ms', 'max_comments', 'max_bytes')
+local refuse = nil
+if not w[1] then refuse = 'NOT_FOUND'
+elseif now < tonumber(w[1]) then refuse = 'WINDOW_NOT_OPEN'
+elseif now >= tonumber(w[2]) then refuse = 'WINDOW_CLOSED' end
+local capsOn = ARGV[2] ~= '-1'
+local maxN = tonumber(w[3] or '0') or 0
+if maxN == 0 then maxN = tonumber(ARGV[2]) end
+local maxB = tonumber(w[4] or '0') or 0
+if maxB == 0 then maxB = tonumber(ARGV[3]) end
+local n, bytes = nil, nil
+local out = {now}
+for i = 4, #ARGV, 10 do
+  local code, size = ARGV[i], tonumber(ARGV[i+8])
+  local prev = redis.call('HGET', KEYS[3], code)
+  local ix = tonumber(ARGV[i+4])
+  local idem = ix > 0 and KEYS[ix]
+  local first = idem and redis.call('HMGET', idem, 'code', 'rec', 'sha', 'ch')
+  if prev then
+    out[#out+1] = {'DONE', prev}
+  elseif first and first[1] then
+    out[#out+1] = {'IDEM', first[1], first[2], first[3], first[4]}
+  elseif refuse then
+    out[#out+1] = {'ERR', refuse}
+  elseif now > tonumber(ARGV[i+9]) then
+    out[#out+1] = {'ERR', 'LATE'}
+  else
+    if not n then
+      n = redis.call('XLEN', KEYS[2])
+      bytes = tonumber(redis.call('HGET', KEYS[5], 'bytes') or '0')
+    end
+    if capsOn and ((maxN > 0 and n >= maxN) or (maxB > 0 and bytes + size > maxB)) then
+      out[#out+1] = {'ERR', 'FULL'}
+    else
+      local id
+      if ARGV[i+7] ~= '' and redis.call('SADD', KEYS[6], ARGV[i+7]) == 0 then
+        id = redis.call('XADD', KEYS[2], '*', 'v', '2', 'code', code, 'recv', now, 'c', ARGV[i+1], 'dup', '1')
+      else
+        id = redis.call('XADD', KEYS[2], '*', 'v', '2', 'code', code, 'recv', now, 'c', ARGV[i+1])
+      end
+      local rec = 'q|' .. id .. '|' .. now .. '|' .. ARGV[i+3]
+      redis.call('HSET', KEYS[3], code, rec)
+      if ARGV[i+2] ~= '' then redis.call('HSET', KEYS[4], code, ARGV[i+2]) end
+      if idem then
+        redis.call('HSET', idem, 'code', code, 'rec', rec, 'sha', ARGV[i+6], 'ch', ARGV[i+5])
+        redis.call('EXPIRE', idem, ARGV[1])
+      end
+      n = n + 1
+      bytes = bytes + size
+      out[#out+1] = {'OK', rec}
+    end
+  end
+end
+if bytes then redis.call('HSET', KEYS[5], 'bytes', bytes) end
+return out
+`)
+
+// entry is a comment as written into the intake stream, which is the durable
+// record of every comment: workers settle entries, they never copy or trim them.
+// The code, Redis's receive time and the version sit beside it in the entry.
+// Personal data is not in it: only a salted commitment to it (PC), so that a
+// receipt's digest detects a changed name or contact while they exist, and
+// breaks no hash once they are erased (with the salt).
+type entry struct {
+	DraftID     string            `json:"draft_id"` // first: check() reads it as a prefix
+	Section     string            `json:"section"`
+	Body        string            `json:"body"`
+	Category    comments.Category `json:"category"`
+	PublishName bool              `json:"publish_name"`
+	PC          string            `json:"pc,omitempty"`
+}
+
+// personal is what the personal-data hash keeps per receipt code.
+type personal struct {
+	Name    string `json:"name,omitempty"`
+	Contact string `json:"contact,omitempty"`
+	Salt    string `json:"salt"`
+}
+
+// commitment binds a name and contact to an entry without revealing them: the
+// salt makes it unguessable (a phone number has few enough digits to try them
+// all against an unsalted hash).
+func commitment(p personal) string {
+	h := sha256.New()
+	h.Write([]byte(p.Salt))
+	h.Write([]byte{0})
+	h.Write([]byte(p.Name))
+	h.Write([]byte{0})
+	h.Write([]byte(p.Contact))
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// pending is one comment on its way into the intake script.
+type pending struct {
+	code     string
+	entry    []byte
+	personal []byte // nil when the commenter left neither name nor contact
+	section  string
+	idemKey  string // the Redis key; "" for none
+	content  string // the idempotency check's hash of what the citizen sent
+	sha      string
+	dup      string // "" when the client is unknown
+	size     int
+	notAfter time.Time // in this process's clock; converted to Redis's at send
+}
+
+// newPending prepares a normalized, validated submission for the script.
+func newPending(sub comments.Submission, code string) (*pending, error) {
+	e := entry{DraftID: sub.DraftID, Section: sub.Section, Body: sub.Body, Category: sub.Category, PublishName: sub.PublishName}
+	p := &pending{code: code, section: sub.Section, size: len(sub.Body) + len(sub.Name) + len(sub.Contact)}
+	if sub.Name != "" || sub.Contact != "" {
+		pd := personal{Name: sub.Name, Contact: sub.Contact, Salt: rand.Text()}
+		e.PC = commitment(pd)
+		b, err := json.Marshal(pd)
+		if err != nil {
+			return nil, err
+		}
+		p.personal = b
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	p.entry = b
+	p.sha = comments.Digest(code, b)
+	// A retry with the same idempotency key must repeat the same comment; its code
+	// and salt differ on each attempt, so the check covers what the citizen sent.
+	h := sha256.New()
+	for _, f := range []string{sub.Section, sub.Body, sub.Name, sub.Contact, string(sub.Category), strconv.FormatBool(sub.PublishName)} {
+		h.Write([]byte(f))
+		h.Write([]byte{0})
+	}
+	p.content = hex.EncodeToString(h.Sum(nil)[:8])
+	if sub.Client != "" {
+		d := sha256.Sum256([]byte(sub.Client + "\x00" + strings.TrimSpace(sub.Body)))
+		p.dup = hex.EncodeToString(d[:12])
+	}
+	return p, nil
+}
+
+// outcome is the script's answer for one comment.
+type outcome struct {
+	kind    string // OK, DONE, IDEM or ERR
+	reason  string // for ERR
+	code    string // for IDEM: the first receipt's code
+	rec     record
+	sha     string // for IDEM
+	content string // for IDEM
+}
+
+// record is a receipt record, the receipts hash's value for a code:
+// "q|<entry id>|<received ms>|<section>", "r|…" once dead-lettered.
+type record struct {
+	rejected   bool
+	entry      string
+	receivedMs int64
+	section    string
+}
+
+func parseRecord(v string) (record, bool) {
+	f := strings.SplitN(v, "|", 4)
+	if len(f) != 4 || (f[0] != "q" && f[0] != "r") {
+		return record{}, false
+	}
+	ms, err := strconv.ParseInt(f[2], 10, 64)
+	if err != nil || !validStreamID(f[1]) {
+		return record{}, false
+	}
+	return record{rejected: f[0] == "r", entry: f[1], receivedMs: ms, section: f[3]}, true
+}
+
+// parseIntake reads the script's reply: Redis's time and one outcome per comment.
+func parseIntake(v any, n int) (int64, []outcome, error) {
+	top, ok := v.([]any)
+	if !ok || len(top) != n+1 {
+		return 0, nil, fmt.Errorf("intake reply: want %d items, got %T %v", n+1, v, v)
+	}
+	now, ok := top[0].(int64)
+	if !ok {
+		return 0, nil, fmt.Errorf("intake reply: time is %T", top[0])
+	}
+	outs := make([]outcome, n)
+	for i, x := range top[1:] {
+		f, ok := x.([]any)
+		if !ok || len(f) < 2 {
+			return 0, nil, fmt.Errorf("intake reply %d: %v", i, x)
+		}
+		s := make([]string, len(f))
+		for j, y := range f {
+			s[j], _ = y.(string)
+		}
+		o := outcome{kind: s[0]}
+		switch {
+		case o.kind == "ERR":
+			o.reason = s[1]
+		case (o.kind == "OK" || o.kind == "DONE") && len(s) == 2:
+			o.rec, ok = parseRecord(s[1])
+		case o.kind == "IDEM" && len(s) == 5:
+			o.code, o.sha, o.content = s[1], s[3], s[4]
+			o.rec, ok = parseRecord(s[2])
+		default:
+			ok = false
+		}
+		if !ok {
+			return 0, nil, fmt.Errorf("intake reply %d: %v", i, x)
+		}
+		outs[i] = o
+	}
+	return now, outs, nil
+}
