@@ -51,8 +51,8 @@ type IntakeConfig struct {
 	// Lanes is how many intake pipelines may be in flight at once [16]. Fewer
 	// lanes make larger batches, which cost Redis less per comment, but on this
 	// machine 2 or 4 lanes left Redis idle between batches and took in less.
-	Lanes int
-	Logger  *slog.Logger
+	Lanes  int
+	Logger *slog.Logger
 }
 
 // intakeBatch is the most comments one intake pipeline carries.
