@@ -44,3 +44,10 @@ fuzz:
 
 bench: deps-bench build
 	$(GO) run ./bench -profile
+
+# chaos loads three consultd replicas on one redis-server while it kills them,
+# restarts and stalls Redis, then checks the digest: no receipt lost, no comment
+# doubled (bench/chaos; about two minutes). Its figures go into bench/RESULTS.md.
+.PHONY: chaos
+chaos: deps build
+	$(GO) run ./bench/chaos -d 60s
