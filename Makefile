@@ -91,3 +91,10 @@ deps-report: build
 # it needs the network (vuln.go.dev), so it is not part of make test.
 vulncheck:
 	$(GO) run golang.org/x/vuln/cmd/govulncheck@latest ./...
+
+# chaos loads three consultd replicas on one redis-server while it kills them,
+# restarts and stalls Redis, then checks the digest: no receipt lost, no comment
+# doubled (bench/chaos; about two minutes). Its figures go into bench/RESULTS.md.
+.PHONY: chaos
+chaos: deps build
+	$(GO) run ./bench/chaos -d 60s
