@@ -98,3 +98,14 @@ vulncheck:
 .PHONY: chaos
 chaos: deps build
 	$(GO) run ./bench/chaos -d 60s
+
+# bench-flash offers a flash crowd (ten times what the intake sustains, open loop,
+# 640 connections) with limits off and then on; bench-scale measures 1-3 consultd
+# replicas on one redis-server and on a three-master Cluster. Each writes its own
+# section of bench/RESULTS.md (bench/flash/README.md). About 4 and 2 minutes.
+.PHONY: bench-flash bench-scale
+bench-flash: deps build
+	$(GO) run ./bench/flash crowd
+
+bench-scale: deps build
+	$(GO) run ./bench/flash scale
