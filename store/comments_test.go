@@ -278,8 +278,8 @@ func TestCloseStopsIntake(t *testing.T) {
 	}
 	before := numGoroutines()
 	s.Close()
-	if after := numGoroutines(); after > before-intakeLanes {
-		t.Errorf("goroutines: %d before Close, %d after; want %d fewer", before, after, intakeLanes)
+	if after := numGoroutines(); after > before-s.cfg.Lanes {
+		t.Errorf("goroutines: %d before Close, %d after; want %d fewer", before, after, s.cfg.Lanes)
 	}
 	if _, err := s.Submit(ctx, comments.Submission{DraftID: d.ID, Body: "关闭后"}); !errors.Is(err, errClosed) {
 		t.Fatalf("after Close: %v", err)

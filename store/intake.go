@@ -48,9 +48,10 @@ const entryVersion = "2"
 //	code, entry JSON, personal JSON ("" = none), section, idempotency KEYS index
 //	(0 = none), content hash, sha256, duplicate hash ("" = unknown client), size
 //	(bytes counted against the cap), not-after (Redis ms)
-//	returns {now ms, reply per comment}: {"OK", record} | {"DONE", record} |
-//	{"IDEM", code, record, sha256, content hash} | {"ERR", "NOT_FOUND" |
-//	"WINDOW_NOT_OPEN" | "WINDOW_CLOSED" | "LATE" | "FULL"}
+//	returns {now ms, then two items per comment (flat: nested tables cost
+//	Redis a conversion each)}: "OK", record | "DONE", record |
+//	"IDEM", {code, record, sha256, content hash} | "ERR", "NOT_FOUND" |
+//	"WINDOW_NOT_OPEN" | "WINDOW_CLOSED" | "LATE" | "FULL"
 var intakeScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -64,29 +65,35 @@ local maxN = tonumber(w[3] or '0') or 0
 if maxN == 0 then maxN = tonumber(ARGV[2]) end
 local maxB = tonumber(w[4] or '0') or 0
 if maxB == 0 then maxB = tonumber(ARGV[3]) end
-local n, bytes = nil, nil
+-- One read of every code's record, one write of the new ones, one of the
+-- personal data: each redis.call costs about as much as the command itself.
+local codes = {}
+for i = 4, #ARGV, 10 do codes[#codes+1] = ARGV[i] end
+local prev = redis.call('HMGET', KEYS[3], unpack(codes))
+local n, bytes, added = nil, 0, 0
+local recs, pers = {}, {}
 local out = {now}
-for i = 4, #ARGV, 10 do
+for k = 1, #codes do
+  local i = 4 + (k - 1) * 10
   local code, size = ARGV[i], tonumber(ARGV[i+8])
-  local prev = redis.call('HGET', KEYS[3], code)
   local ix = tonumber(ARGV[i+4])
   local idem = ix > 0 and KEYS[ix]
   local first = idem and redis.call('HMGET', idem, 'code', 'rec', 'sha', 'ch')
-  if prev then
-    out[#out+1] = {'DONE', prev}
+  if prev[k] then
+    out[#out+1] = 'DONE'; out[#out+1] = prev[k]
   elseif first and first[1] then
-    out[#out+1] = {'IDEM', first[1], first[2], first[3], first[4]}
+    out[#out+1] = 'IDEM'; out[#out+1] = first
   elseif refuse then
-    out[#out+1] = {'ERR', refuse}
+    out[#out+1] = 'ERR'; out[#out+1] = refuse
   elseif now > tonumber(ARGV[i+9]) then
-    out[#out+1] = {'ERR', 'LATE'}
+    out[#out+1] = 'ERR'; out[#out+1] = 'LATE'
   else
-    if not n then
+    if capsOn and not n then
       n = redis.call('XLEN', KEYS[2])
       bytes = tonumber(redis.call('HGET', KEYS[5], 'bytes') or '0')
     end
     if capsOn and ((maxN > 0 and n >= maxN) or (maxB > 0 and bytes + size > maxB)) then
-      out[#out+1] = {'ERR', 'FULL'}
+      out[#out+1] = 'ERR'; out[#out+1] = 'FULL'
     else
       local id
       if ARGV[i+7] ~= '' and redis.call('SADD', KEYS[6], ARGV[i+7]) == 0 then
@@ -95,19 +102,28 @@ for i = 4, #ARGV, 10 do
         id = redis.call('XADD', KEYS[2], '*', 'v', '2', 'code', code, 'recv', now, 'c', ARGV[i+1])
       end
       local rec = 'q|' .. id .. '|' .. now .. '|' .. ARGV[i+3]
-      redis.call('HSET', KEYS[3], code, rec)
-      if ARGV[i+2] ~= '' then redis.call('HSET', KEYS[4], code, ARGV[i+2]) end
+      recs[#recs+1] = code
+      recs[#recs+1] = rec
+      if ARGV[i+2] ~= '' then
+        pers[#pers+1] = code
+        pers[#pers+1] = ARGV[i+2]
+      end
       if idem then
         redis.call('HSET', idem, 'code', code, 'rec', rec, 'sha', ARGV[i+6], 'ch', ARGV[i+5])
         redis.call('EXPIRE', idem, ARGV[1])
       end
-      n = n + 1
+      if n then n = n + 1 end
       bytes = bytes + size
-      out[#out+1] = {'OK', rec}
+      added = added + size
+      out[#out+1] = 'OK'; out[#out+1] = rec
     end
   end
 end
-if bytes then redis.call('HSET', KEYS[5], 'bytes', bytes) end
+if #recs > 0 then
+  redis.call('HSET', KEYS[3], unpack(recs))
+  redis.call('HINCRBY', KEYS[5], 'bytes', added)
+end
+if #pers > 0 then redis.call('HSET', KEYS[4], unpack(pers)) end
 return out
 `)
 
@@ -228,37 +244,41 @@ func parseRecord(v string) (record, bool) {
 // parseIntake reads the script's reply: Redis's time and one outcome per comment.
 func parseIntake(v any, n int) (int64, []outcome, error) {
 	top, ok := v.([]any)
-	if !ok || len(top) != n+1 {
-		return 0, nil, fmt.Errorf("intake reply: want %d items, got %T %v", n+1, v, v)
+	if !ok || len(top) != 2*n+1 {
+		return 0, nil, fmt.Errorf("intake reply: want %d items, got %T %v", 2*n+1, v, v)
 	}
 	now, ok := top[0].(int64)
 	if !ok {
 		return 0, nil, fmt.Errorf("intake reply: time is %T", top[0])
 	}
 	outs := make([]outcome, n)
-	for i, x := range top[1:] {
-		f, ok := x.([]any)
-		if !ok || len(f) < 2 {
-			return 0, nil, fmt.Errorf("intake reply %d: %v", i, x)
-		}
-		s := make([]string, len(f))
-		for j, y := range f {
-			s[j], _ = y.(string)
-		}
-		o := outcome{kind: s[0]}
-		switch {
-		case o.kind == "ERR":
-			o.reason = s[1]
-		case (o.kind == "OK" || o.kind == "DONE") && len(s) == 2:
-			o.rec, ok = parseRecord(s[1])
-		case o.kind == "IDEM" && len(s) == 5:
-			o.code, o.sha, o.content = s[1], s[3], s[4]
-			o.rec, ok = parseRecord(s[2])
+	for i := range outs {
+		kind, _ := top[1+2*i].(string)
+		val := top[2+2*i]
+		s, _ := val.(string)
+		o := outcome{kind: kind}
+		switch kind {
+		case "ERR":
+			o.reason = s
+			ok = s != ""
+		case "OK", "DONE":
+			o.rec, ok = parseRecord(s)
+		case "IDEM":
+			f, _ := val.([]any)
+			ok = len(f) == 4
+			if ok {
+				var rec string
+				o.code, _ = f[0].(string)
+				rec, _ = f[1].(string)
+				o.sha, _ = f[2].(string)
+				o.content, _ = f[3].(string)
+				o.rec, ok = parseRecord(rec)
+			}
 		default:
 			ok = false
 		}
 		if !ok {
-			return 0, nil, fmt.Errorf("intake reply %d: %v", i, x)
+			return 0, nil, fmt.Errorf("intake reply %d: %v %v", i, kind, val)
 		}
 		outs[i] = o
 	}

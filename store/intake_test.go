@@ -25,7 +25,7 @@ func sendCall(s *Comments, d drafts.Draft, p *pending) *call {
 	return c
 }
 
-func prepared(t *testing.T, d drafts.Draft, sub comments.Submission, notAfter time.Time) *pending {
+func prepared(t testing.TB, d drafts.Draft, sub comments.Submission, notAfter time.Time) *pending {
 	t.Helper()
 	sub.DraftID = d.ID
 	comments.Normalize(&sub)

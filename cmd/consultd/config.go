@@ -4,9 +4,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
+	"math"
 	"net"
 	"net/url"
 	"os"
+	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +44,14 @@ type Config struct {
 	// AppendFsync is the embedded Redis's fsync policy (CONSULT_APPENDFSYNC):
 	// always (default: a receipt is a promise) or everysec.
 	AppendFsync string
+	// RedisMaxMemory caps the embedded Redis, in bytes (CONSULT_REDIS_MAXMEMORY:
+	// bytes, or with a unit as Redis writes them: 4gb, 512mb); zero means no limit.
+	// Unset, it is half the memory this process may use (the smaller of
+	// /proc/meminfo's MemTotal and the cgroup's limit): the rest is for consultd,
+	// the page cache and the copy-on-write of Redis's append-only-file rewrite.
+	// The embedded server never evicts: when full it refuses writes (503s), which
+	// a flood may cause, rather than delete a comment. Ignored with REDIS_URL.
+	RedisMaxMemory int64
 	// Workers is the number of comment workers in this process (CONSULT_WORKERS); default 2.
 	Workers int
 	// RedisPoolSize is the go-redis pool size (CONSULT_REDIS_POOL); default 128: the
@@ -128,6 +140,17 @@ func LoadConfig(args []string) (Config, error) {
 	if c.DraftMaxBytes, err = strconv.ParseInt(env("CONSULT_DRAFT_MAX_BYTES", "0"), 10, 64); err != nil {
 		return c, fmt.Errorf("config: CONSULT_DRAFT_MAX_BYTES: %w", err)
 	}
+	if v := os.Getenv("CONSULT_REDIS_MAXMEMORY"); v != "" {
+		if c.RedisMaxMemory, err = parseBytes(v); err != nil {
+			return c, fmt.Errorf("config: CONSULT_REDIS_MAXMEMORY: %w", err)
+		}
+	} else if c.RedisURL == "" {
+		mem, err := memoryLimit(os.DirFS("/"))
+		if err != nil {
+			return c, fmt.Errorf("config: CONSULT_REDIS_MAXMEMORY unset and the machine's memory unknown (set it; 0 means no limit): %w", err)
+		}
+		c.RedisMaxMemory = mem / 2
+	}
 	fs := flag.NewFlagSet("consultd", flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "HTTP listen address (CONSULT_ADDR)")
 	fs.StringVar(&c.RedisURL, "redis", c.RedisURL, "Redis URL or cluster host:port list; empty = embedded (REDIS_URL)")
@@ -167,6 +190,9 @@ func (c Config) Validate() error {
 	if c.AppendFsync != "always" && c.AppendFsync != "everysec" {
 		errs = append(errs, errors.New("CONSULT_APPENDFSYNC: always or everysec"))
 	}
+	if c.RedisMaxMemory < 0 {
+		errs = append(errs, errors.New("CONSULT_REDIS_MAXMEMORY is negative"))
+	}
 	if c.Workers < 1 || c.RedisPoolSize < 1 {
 		errs = append(errs, errors.New("CONSULT_WORKERS and CONSULT_REDIS_POOL must be at least 1"))
 	}
@@ -184,4 +210,94 @@ func env(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// parseBytes reads a size as redis.conf writes it: a whole number of bytes,
+// optionally with a unit, k/m/g for powers of 1000 and kb/mb/gb for powers of 1024,
+// in any case.
+func parseBytes(s string) (int64, error) {
+	num := strings.ToLower(strings.TrimSpace(s))
+	unit := int64(1)
+	for _, u := range []struct {
+		suffix string
+		n      int64
+	}{{"kb", 1 << 10}, {"mb", 1 << 20}, {"gb", 1 << 30}, {"k", 1e3}, {"m", 1e6}, {"g", 1e9}, {"b", 1}} {
+		if strings.HasSuffix(num, u.suffix) {
+			num, unit = strings.TrimSuffix(num, u.suffix), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || num[0] == '+' {
+		return 0, fmt.Errorf("%q: want bytes or a size such as 512mb or 4gb", s)
+	}
+	if n > math.MaxInt64/unit {
+		return 0, fmt.Errorf("%q: too large", s)
+	}
+	return n * unit, nil
+}
+
+// formatBytes writes a size for the log.
+func formatBytes(n int64) string {
+	switch {
+	case n == 0:
+		return "no limit"
+	case n%(1<<30) == 0:
+		return strconv.FormatInt(n>>30, 10) + "gb"
+	case n >= 1<<30:
+		return strconv.FormatFloat(float64(n)/(1<<30), 'f', 1, 64) + "gb"
+	case n%(1<<20) == 0 || n >= 1<<20:
+		return strconv.FormatInt(n>>20, 10) + "mb"
+	}
+	return strconv.FormatInt(n, 10) + "b"
+}
+
+// memoryLimit is the memory this process may use, in bytes: MemTotal from
+// /proc/meminfo, or the memory cgroup's limit when that is lower (a container, a
+// systemd MemoryMax=). root is the file system root, so that tests can give
+// their own files.
+func memoryLimit(root fs.FS) (int64, error) {
+	b, err := fs.ReadFile(root, "proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for line := range strings.Lines(string(b)) {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "MemTotal:" && f[2] == "kB" {
+			total, err = strconv.ParseInt(f[1], 10, 64)
+			total *= 1024
+		}
+	}
+	if total <= 0 || err != nil {
+		return 0, errors.New("no MemTotal in /proc/meminfo")
+	}
+	// Where the cgroup file system is mounted with the process's own cgroup at
+	// its root (a container), the limit is at the top; elsewhere it is under the
+	// path /proc/self/cgroup names. Any limit found that is lower counts.
+	limits := []string{"sys/fs/cgroup/memory.max", "sys/fs/cgroup/memory/memory.limit_in_bytes"}
+	if cg, err := fs.ReadFile(root, "proc/self/cgroup"); err == nil {
+		for line := range strings.Lines(string(cg)) {
+			f := strings.SplitN(strings.TrimSpace(line), ":", 3)
+			if len(f) != 3 || f[2] == "/" {
+				continue
+			}
+			switch {
+			case f[0] == "0" && f[1] == "":
+				limits = append(limits, path.Join("sys/fs/cgroup", f[2], "memory.max"))
+			case slices.Contains(strings.Split(f[1], ","), "memory"):
+				limits = append(limits, path.Join("sys/fs/cgroup/memory", f[2], "memory.limit_in_bytes"))
+			}
+		}
+	}
+	for _, l := range limits {
+		b, err := fs.ReadFile(root, l)
+		if err != nil {
+			continue
+		}
+		// "max" (cgroup v2) or a huge number (v1) means no limit; both fail or lose here.
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && n > 0 && n < total {
+			total = n
+		}
+	}
+	return total, nil
 }

@@ -62,12 +62,12 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 	var emb *embeddedRedis
 	var rdb redis.UniversalClient
 	if cfg.RedisURL == "" {
-		if emb, err = startEmbedded(ctx, cfg.DataDir, cfg.AppendFsync, log); err != nil {
+		if emb, err = startEmbedded(ctx, cfg, log); err != nil {
 			return err
 		}
 		// Deferred first, so it runs last: the embedded server stops after the last write.
 		defer emb.Stop()
-		rdb = redis.NewClient(withTimeouts(&redis.Options{Addr: emb.Addr(), PoolSize: cfg.RedisPoolSize}))
+		rdb = redis.NewClient(withTimeouts(emb.ClientOptions(cfg.RedisPoolSize)))
 	} else if rdb, err = newRedisClient(cfg.RedisURL, cfg.RedisPoolSize); err != nil {
 		return err
 	}
@@ -269,7 +269,7 @@ func withTimeouts(o *redis.Options) *redis.Options {
 }
 
 // persistenceWarnings reads an external server's persistence settings: a receipt is
-// a promise only if an acknowledged write survives a crash.
+// a promise only if an acknowledged write survives a crash, and is not evicted.
 func persistenceWarnings(ctx context.Context, rdb redis.UniversalClient) []string {
 	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
@@ -282,6 +282,9 @@ func persistenceWarnings(ctx context.Context, rdb redis.UniversalClient) []strin
 		w = append(w, "Redis appendonly is not yes: acknowledged comments can be lost on a crash")
 	} else if v["appendfsync"] != "always" {
 		w = append(w, "Redis appendfsync is "+v["appendfsync"]+", not always: up to a second of acknowledged comments can be lost on a crash")
+	}
+	if p, err := rdb.ConfigGet(cctx, "maxmemory-policy").Result(); err == nil && p["maxmemory-policy"] != "noeviction" {
+		w = append(w, "Redis maxmemory-policy is "+p["maxmemory-policy"]+", not noeviction: a full Redis deletes keys, comments among them, instead of refusing writes")
 	}
 	return w
 }

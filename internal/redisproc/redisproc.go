@@ -29,6 +29,13 @@ type Options struct {
 	Binary string
 	// LogFile receives the server's log; empty means Dir/redis.log.
 	LogFile string
+	// Password, when set, is required of every client (requirepass; see
+	// writeConfig for why not ACL users). Empty: no authentication, as in tests.
+	Password string
+	// MaxMemory caps what redis-server may hold, in bytes; zero means no limit.
+	// Whatever the cap, the policy is noeviction: a full server refuses writes
+	// rather than delete keys, and a deleted key could be a comment.
+	MaxMemory int64
 	// Extra arguments for redis-server (cluster mode in tests, say).
 	Extra []string
 }
@@ -38,10 +45,11 @@ var ErrNoBinary = errors.New("redisproc: redis-server not found (install it: apt
 
 // Proc is a running redis-server.
 type Proc struct {
-	Addr string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	Addr     string
+	password string
+	cmd      *exec.Cmd
+	done     chan struct{}
+	err      error
 }
 
 // Find returns the path of redis-server.
@@ -82,6 +90,14 @@ func Start(ctx context.Context, o Options) (*Proc, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("redisproc: %w", err)
 	}
+	// MkdirAll leaves an existing directory as it was; this one holds the
+	// append-only file (every name and contact) and the config with the password.
+	if err := os.Chmod(o.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("redisproc: %w", err)
+	}
+	if o.MaxMemory < 0 {
+		return nil, errors.New("redisproc: MaxMemory is negative")
+	}
 	if o.Port == 0 {
 		if o.Port, err = FreePort(); err != nil {
 			return nil, err
@@ -101,7 +117,13 @@ func Start(ctx context.Context, o Options) (*Proc, error) {
 	if o.LogFile, err = filepath.Abs(o.LogFile); err != nil {
 		return nil, fmt.Errorf("redisproc: %w", err)
 	}
+	conf, err := writeConfig(dir, o.Password)
+	if err != nil {
+		return nil, err
+	}
+	// The config file comes first: redis-server reads it, then the arguments.
 	args := []string{
+		conf,
 		"--bind", "127.0.0.1",
 		"--port", strconv.Itoa(o.Port),
 		"--dir", dir,
@@ -117,6 +139,8 @@ func Start(ctx context.Context, o Options) (*Proc, error) {
 		"--daemonize", "no",
 		"--logfile", o.LogFile,
 		"--maxclients", "10000",
+		"--maxmemory", strconv.FormatInt(o.MaxMemory, 10),
+		"--maxmemory-policy", "noeviction",
 	}
 	args = append(args, o.Extra...)
 	cmd := exec.Command(bin, args...)
@@ -129,11 +153,11 @@ func Start(ctx context.Context, o Options) (*Proc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("redisproc: start %s: %w", bin, err)
 	}
-	p := &Proc{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(o.Port)), cmd: cmd, done: make(chan struct{})}
+	p := &Proc{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(o.Port)), password: o.Password, cmd: cmd, done: make(chan struct{})}
 	go func() { p.err = cmd.Wait(); close(p.done) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if ping(p.Addr) == nil {
+		if ping(p.Addr, p.password) == nil {
 			return p, nil
 		}
 		select {
@@ -149,6 +173,52 @@ func Start(ctx context.Context, o Options) (*Proc, error) {
 			return nil, fmt.Errorf("redisproc: redis-server did not answer on %s; its log: %s", p.Addr, tail(o.LogFile))
 		}
 	}
+}
+
+// writeConfig writes dir/redis.conf, mode 0600, with what must not be on
+// redis-server's command line, which every local user can read (ps,
+// /proc/<pid>/cmdline): the password. It is rewritten at every start, so the file
+// is always what this process asked for.
+//
+// The password is requirepass, the default user's, which may run every command.
+// An ACL user limited to consult's commands would guard only against someone who
+// already holds the password, that is the account consultd runs as, which can read
+// the append-only file directly anyway; and a command list drifts from the code
+// (a new command would fail only in production, with NOPERM). What an
+// authenticated client could still misuse, CONFIG SET dir or dbfilename to write
+// files elsewhere, DEBUG, MODULE LOAD, Redis 7 refuses by default
+// (enable-protected-configs, enable-debug-command, enable-module-command).
+func writeConfig(dir, password string) (string, error) {
+	for _, r := range password {
+		// Written between double quotes, which redis-server reads with C escapes.
+		if r <= ' ' || r > '~' || r == '"' || r == '\\' || r == '\'' {
+			return "", errors.New("redisproc: the password must be printable ASCII without spaces, quotes or backslashes")
+		}
+	}
+	var b strings.Builder
+	b.WriteString("# Written by consultd at every start of redis-server; edits are overwritten.\n")
+	if password != "" {
+		fmt.Fprintf(&b, "requirepass \"%s\"\n", password)
+	}
+	path := filepath.Join(dir, "redis.conf")
+	// CreateTemp makes the file 0600 before anything is written to it; the rename
+	// replaces a file that may have had looser permissions.
+	f, err := os.CreateTemp(dir, "redis.conf.*")
+	if err != nil {
+		return "", fmt.Errorf("redisproc: config: %w", err)
+	}
+	_, err = f.WriteString(b.String())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return "", fmt.Errorf("redisproc: config: %w", err)
+	}
+	return path, nil
 }
 
 // Done is closed when the process has exited.
@@ -178,20 +248,34 @@ func (p *Proc) Stop() {
 }
 
 // ping speaks just enough RESP to know the server is up, so that this package
-// needs no client library.
-func ping(addr string) error {
+// needs no client library. With a password it authenticates first: redis-server
+// answers an unauthenticated PING with NOAUTH.
+func ping(addr, password string) error {
 	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+	req := "PING\r\n"
+	if password != "" {
+		req = fmt.Sprintf("*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n", len(password), password) + req
+	}
+	if _, err := c.Write([]byte(req)); err != nil {
 		return err
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
 	if err != nil {
 		return err
+	}
+	if password != "" {
+		if !strings.HasPrefix(line, "+OK") {
+			return fmt.Errorf("redisproc: AUTH refused: %q", line)
+		}
+		if line, err = r.ReadString('\n'); err != nil {
+			return err
+		}
 	}
 	if !strings.HasPrefix(line, "+PONG") {
 		return fmt.Errorf("redisproc: unexpected reply %q", line)
