@@ -111,6 +111,8 @@ func runMode(ctx context.Context, o options, t tools, mode, dir string) (mr mode
 	env := []string{
 		"REDIS_URL=redis://" + rp.Addr + "/0", "CONSULT_ADDR=" + cdAddr, "DATA_DIR=" + filepath.Join(dir, "consultd"),
 		"CONSULT_ADMIN_TOKEN=" + token, "CONSULT_DEMO=false", "CONSULT_REDIS_POOL=" + strconv.Itoa(o.Pool),
+		// Every request comes from one address: per-client limits would answer 429.
+		"CONSULT_LIMITS=off",
 	}
 	var pprofAddr string
 	if o.Profile && mode == profileMode(o.Modes) {
