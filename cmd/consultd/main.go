@@ -40,8 +40,10 @@ func main() {
 	cfg, err := LoadConfig(os.Args[1:])
 	if err == nil {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		err = run(ctx, cfg, newLogger(cfg.LogLevel), nil)
+		log, lw := newLogger(cfg.LogLevel)
+		err = run(ctx, cfg, log, nil)
 		stop()
+		lw.Close()
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "consultd:", err)
@@ -226,12 +228,15 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 	return serveErr
 }
 
-func newLogger(level string) *slog.Logger {
+// newLogger logs to stderr through a buffer (see logWriter); close the writer
+// last, after the final line.
+func newLogger(level string) (*slog.Logger, *logWriter) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	w := newLogWriter(os.Stderr)
+	return slog.New(flushingHandler{Handler: slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}), w: w}), w
 }
 
 // newRedisClient reads REDIS_URL: a URL for one server, a list of host:port for a
