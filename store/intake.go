@@ -4,12 +4,12 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/redis/go-redis/v9"
 
 	"consult/comments"
@@ -183,26 +183,29 @@ func newPending(sub comments.Submission, code string) (*pending, error) {
 	if sub.Name != "" || sub.Contact != "" {
 		pd := personal{Name: sub.Name, Contact: sub.Contact, Salt: rand.Text()}
 		e.PC = commitment(pd)
-		b, err := json.Marshal(pd)
+		b, err := jsonv2.Marshal(pd)
 		if err != nil {
 			return nil, err
 		}
 		p.personal = b
 	}
-	b, err := json.Marshal(e)
+	b, err := jsonv2.Marshal(e)
 	if err != nil {
 		return nil, err
 	}
 	p.entry = b
 	p.sha = comments.Digest(code, b)
-	// A retry with the same idempotency key must repeat the same comment; its code
-	// and salt differ on each attempt, so the check covers what the citizen sent.
-	h := sha256.New()
-	for _, f := range []string{sub.Section, sub.Body, sub.Name, sub.Contact, string(sub.Category), strconv.FormatBool(sub.PublishName)} {
-		h.Write([]byte(f))
-		h.Write([]byte{0})
+	if sub.IdempotencyKey != "" {
+		// A retry with the same idempotency key must repeat the same comment; its
+		// code and salt differ on each attempt, so the check covers what the
+		// citizen sent.
+		h := sha256.New()
+		for _, f := range []string{sub.Section, sub.Body, sub.Name, sub.Contact, string(sub.Category), strconv.FormatBool(sub.PublishName)} {
+			h.Write([]byte(f))
+			h.Write([]byte{0})
+		}
+		p.content = hex.EncodeToString(h.Sum(nil)[:8])
 	}
-	p.content = hex.EncodeToString(h.Sum(nil)[:8])
 	if sub.Client != "" {
 		d := sha256.Sum256([]byte(sub.Client + "\x00" + strings.TrimSpace(sub.Body)))
 		p.dup = hex.EncodeToString(d[:12])
