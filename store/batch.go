@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -185,21 +186,23 @@ func (b *batcher) send(batch []*call) {
 // script builds one intake script call for the comments of one draft.
 func (b *batcher) script(cs []*call, ttl, maxN, maxB, offsetMs int64) ([]string, []any) {
 	keys := append(make([]string, 0, 6+len(cs)), cs[0].keys[:]...)
-	args := make([]any, 0, 3+10*len(cs))
+	args := make([]any, 0, 3+9*len(cs))
 	args = append(args, ttl, maxN, maxB)
 	for _, c := range cs {
 		p := c.p
-		ix := 0
+		ix := "0"
 		if p.idemKey != "" {
 			keys = append(keys, p.idemKey)
-			ix = len(keys)
+			ix = strconv.Itoa(len(keys))
 		}
 		pers := ""
 		if p.personal != nil {
 			pers = string(p.personal)
 		}
-		notAfter := p.notAfter.Add(-notAfterMargin).UnixMilli() + offsetMs
-		args = append(args, p.code, p.entry, pers, p.section, ix, p.content, p.sha, p.dup, p.size, notAfter)
+		// The script compares it with Redis's time as a string: 13 digits until
+		// the year 2286.
+		notAfter := strconv.FormatInt(p.notAfter.Add(-notAfterMargin).UnixMilli()+offsetMs, 10)
+		args = append(args, p.code, p.entry, pers, ix, p.content, p.sha, p.dup, p.size, notAfter)
 	}
 	return keys, args
 }

@@ -165,7 +165,8 @@ func (s *Comments) Submit(ctx context.Context, sub comments.Submission) (comment
 		if o.content != p.content {
 			return comments.Receipt{}, comments.ErrIdempotencyMismatch
 		}
-		return comments.Receipt{Code: o.code, DraftID: d.ID, Section: o.rec.section,
+		// The same content, so the same section.
+		return comments.Receipt{Code: o.code, DraftID: d.ID, Section: sub.Section,
 			ReceivedAt: time.UnixMilli(o.rec.receivedMs).UTC(), SHA256: o.sha}, nil
 	}
 	switch o.reason {
@@ -246,7 +247,7 @@ func (s *Comments) Lookup(ctx context.Context, code string) (comments.ReceiptSta
 	if err != nil {
 		return comments.ReceiptStatus{}, wrap("comments: lookup "+code, err)
 	}
-	return comments.ReceiptStatus{Code: code, DraftID: id, Section: rec.section, Status: g.status(rec),
+	return comments.ReceiptStatus{Code: code, DraftID: id, Section: c.Section, Status: g.status(rec),
 		ReceivedAt: c.ReceivedAt, SHA256: c.SHA256}, nil
 }
 

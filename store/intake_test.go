@@ -95,7 +95,7 @@ func TestPersonalDataApart(t *testing.T) {
 		t.Fatalf("%d entries", len(msgs))
 	}
 	raw := fmt.Sprint(msgs[0].Values)
-	if strings.Contains(raw, name) || strings.Contains(raw, contact) || msgs[0].Values["v"] != entryVersion {
+	if code, _, reason := check(d.ID, msgs[0]); strings.Contains(raw, name) || strings.Contains(raw, contact) || code != r.Code || reason != "" {
 		t.Fatalf("stream entry %s: personal data inside, or no version", raw)
 	}
 	cs, _, err := s.Page(ctx, d.ID, "", 10)
@@ -278,7 +278,11 @@ func TestStallStoresEachCommentOnce(t *testing.T) {
 	}
 	inStream := map[string]int{}
 	for _, m := range msgs {
-		inStream[m.Values["code"].(string)]++
+		code, _, reason := check(d.ID, m)
+		if reason != "" {
+			t.Fatalf("entry %s: %s", m.ID, reason)
+		}
+		inStream[code]++
 	}
 	doubled := 0
 	for code, k := range inStream {

@@ -276,25 +276,29 @@ func (w *Worker) process(ctx context.Context, id string, msgs []redis.XMessage) 
 // check says whether a stream entry is a comment the intake wrote, cheaply: the
 // intake built it, so a full decode belongs to reading, not to every settlement.
 func check(draftID string, m redis.XMessage) (code string, receivedMs int64, reason string) {
-	if v, _ := m.Values["v"].(string); v != entryVersion {
-		return "", 0, fmt.Sprintf("malformed entry: format version %q, want %s", v, entryVersion)
-	}
-	code, _ = m.Values["code"].(string)
 	payload, _ := m.Values["c"].(string)
 	recv, _ := m.Values["recv"].(string)
 	ms, err := strconv.ParseInt(recv, 10, 64)
-	if code == "" || payload == "" || err != nil {
-		return "", 0, "malformed entry: missing code, comment or receive time"
+	if payload == "" || err != nil {
+		return "", 0, "malformed entry: missing comment or receive time"
 	}
+	// Not a full JSON check: the intake wrote it, and reading decodes it anyway.
+	rest, ok := strings.CutPrefix(payload, entryPrefix)
+	if !ok {
+		return "", 0, "malformed entry: not a comment of format version " + strconv.Itoa(entryVersion)
+	}
+	code, rest, _ = strings.Cut(rest, `"`)
 	if _, _, ok := comments.ParseCode(code); !ok {
 		return "", 0, "malformed entry: bad receipt code"
 	}
-	// Not a full JSON check: the intake wrote it, and reading decodes it anyway.
-	if !strings.HasPrefix(payload, `{"draft_id":"`+draftID+`"`) {
+	if !strings.HasPrefix(rest, `,"draft_id":"`+draftID+`"`) {
 		return "", 0, "malformed entry: comment JSON not for this draft"
 	}
 	return code, ms, ""
 }
+
+// entryPrefix starts every entry's JSON (see entry).
+var entryPrefix = `{"v":` + strconv.Itoa(entryVersion) + `,"code":"`
 
 // decode turns a stream entry into a comment, without its personal data (kept
 // apart: see piiHash), or says why it cannot be one.
@@ -317,7 +321,7 @@ func decode(draftID string, m redis.XMessage) (comments.Comment, string) {
 
 func (w *Worker) dead(ctx context.Context, id string, m redis.XMessage, reason string) error {
 	fields, _ := json.Marshal(m.Values)
-	code, _ := m.Values["code"].(string)
+	code, _, _ := check(id, m)
 	keys := []string{deadStream(id), receiptsHash(id), countsHash(id), intakeStream(id)}
 	n, err := deadScript.Run(ctx, w.rdb, keys, group, m.ID, code, reason, fields).Int()
 	if err != nil {
