@@ -61,7 +61,7 @@ func parseFlags(args []string) (options, error) {
 	var modes string
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.DurationVar(&o.Dur, "d", 10*time.Second, "duration of each measured run (whole seconds)")
-	fs.IntVar(&o.Reps, "reps", 3, "measured runs of each case in each mode, interleaved (at least 3 for a median worth the name)")
+	fs.IntVar(&o.Reps, "reps", 5, "measured runs of each case in each mode, interleaved (runs vary by about ±5% here: at least 5 for a median worth the name)")
 	fs.DurationVar(&o.Warmup, "warmup", 2*time.Second, "warm-up run of each case before the measured ones")
 	fs.BoolVar(&o.Quick, "quick", false, "a short run for trying the harness: -d 2s -warmup 1s unless given")
 	fs.IntVar(&o.Conns, "c", 64, "connections (wrk and redis-benchmark)")
