@@ -40,13 +40,16 @@ const entryVersion = 2
 // Then the comment is appended to the stream without the personal fields,
 // which go to the personal-data hash under the same code, and the receipt
 // record is written. A client that already sent the same text on this draft
-// gets its comment flagged duplicate (kept and counted all the same).
+// gets its comment flagged duplicate (kept and counted all the same). A
+// comment's received time is its entry id's milliseconds: Redis's clock, kept
+// from going backwards by the stream.
 //
-// Redis spends most of a comment's cost here on work per redis.call and per
-// number Lua formats or parses (measured with callgrind: Lua formats a number
-// through printf), so the script reads every code's record in one call, writes
-// the records and the personal data in one call each, keeps Redis's time as a
-// string, and compares times as strings: both are 13-digit milliseconds.
+// Redis spends a comment's cost here mostly per redis.call and per string or
+// number Lua makes (measured with callgrind), so apart from the one XADD per
+// comment the script works on the whole batch at once: one HMGET of every
+// code's record, one SMISMEMBER and one SADD of the duplicate hashes, one HSET
+// of the records and one of the personal data. It keeps Redis's time as a
+// string and compares times as strings (both are 13-digit milliseconds).
 //
 //	KEYS[1] draft hash, KEYS[2] intake stream, KEYS[3] receipts hash,
 //	KEYS[4] personal-data hash, KEYS[5] counts hash, KEYS[6] duplicates set,
@@ -78,24 +81,22 @@ if maxB == 0 then maxB = tonumber(ARGV[3]) end
 local codes = {}
 for i = 4, #ARGV, 9 do codes[#codes+1] = ARGV[i] end
 local prev = redis.call('HMGET', KEYS[3], unpack(codes))
-local n, bytes, added = nil, 0, 0
-local recs, pers = {}, {}
 local out = {now}
-local head = 'q|'
-local tail = '|' .. nows
+-- First pass: what each comment gets; those to store are listed in keep.
+local keep, dups = {}, {}
+local n, bytes, added = nil, 0, 0
 for k = 1, #codes do
   local i = 4 + (k - 1) * 9
-  local code = ARGV[i]
   local idem = ARGV[i+3] ~= '0' and KEYS[tonumber(ARGV[i+3])]
   local first = idem and redis.call('HMGET', idem, 'code', 'rec', 'sha', 'ch')
   if prev[k] then
-    out[#out+1] = {'DONE', prev[k]}
+    out[k+1] = {'DONE', prev[k]}
   elseif first and first[1] then
-    out[#out+1] = {'IDEM', first[1], first[2], first[3], first[4]}
+    out[k+1] = {'IDEM', first[1], first[2], first[3], first[4]}
   elseif refuse then
-    out[#out+1] = {'ERR', refuse}
+    out[k+1] = {'ERR', refuse}
   elseif nows > ARGV[i+8] then
-    out[#out+1] = {'ERR', 'LATE'}
+    out[k+1] = {'ERR', 'LATE'}
   else
     local size = 0
     if capsOn then
@@ -106,36 +107,53 @@ for k = 1, #codes do
       end
     end
     if capsOn and ((maxN > 0 and n >= maxN) or (maxB > 0 and bytes + size > maxB)) then
-      out[#out+1] = {'ERR', 'FULL'}
+      out[k+1] = {'ERR', 'FULL'}
     else
-      local id
-      if ARGV[i+6] ~= '' and redis.call('SADD', KEYS[6], ARGV[i+6]) == 0 then
-        id = redis.call('XADD', KEYS[2], '*', 'c', ARGV[i+1], 'recv', nows, 'dup', '1')
-      else
-        id = redis.call('XADD', KEYS[2], '*', 'c', ARGV[i+1], 'recv', nows)
-      end
-      local rec = head .. id .. tail
-      recs[#recs+1] = code
-      recs[#recs+1] = rec
-      if ARGV[i+2] ~= '' then
-        pers[#pers+1] = code
-        pers[#pers+1] = ARGV[i+2]
-      end
-      if idem then
-        redis.call('HSET', idem, 'code', code, 'rec', rec, 'sha', ARGV[i+5], 'ch', ARGV[i+4])
-        redis.call('EXPIRE', idem, ARGV[1])
-      end
+      keep[#keep+1] = k
+      if ARGV[i+6] ~= '' then dups[#dups+1] = ARGV[i+6] end
       if n then n = n + 1 end
       bytes = bytes + size
       added = added + size
-      out[#out+1] = id
     end
   end
 end
-if #recs > 0 then
-  redis.call('HSET', KEYS[3], unpack(recs))
-  if capsOn then redis.call('HINCRBY', KEYS[5], 'bytes', added) end
+if #keep == 0 then return out end
+-- Duplicates: seen before this batch, or earlier in it.
+local seen = {}
+if #dups > 0 then
+  local before = redis.call('SMISMEMBER', KEYS[6], unpack(dups))
+  for j = 1, #dups do
+    if before[j] == 1 then seen[dups[j]] = true end
+  end
+  redis.call('SADD', KEYS[6], unpack(dups))
 end
+-- Second pass: append and record.
+local recs, pers = {}, {}
+for _, k in ipairs(keep) do
+  local i = 4 + (k - 1) * 9
+  local code, dk = ARGV[i], ARGV[i+6]
+  local id
+  if dk ~= '' and seen[dk] then
+    id = redis.call('XADD', KEYS[2], '*', 'c', ARGV[i+1], 'dup', '1')
+  else
+    id = redis.call('XADD', KEYS[2], '*', 'c', ARGV[i+1])
+    if dk ~= '' then seen[dk] = true end
+  end
+  recs[#recs+1] = code
+  recs[#recs+1] = id
+  if ARGV[i+2] ~= '' then
+    pers[#pers+1] = code
+    pers[#pers+1] = ARGV[i+2]
+  end
+  if ARGV[i+3] ~= '0' then
+    local idem = KEYS[tonumber(ARGV[i+3])]
+    redis.call('HSET', idem, 'code', code, 'rec', id, 'sha', ARGV[i+5], 'ch', ARGV[i+4])
+    redis.call('EXPIRE', idem, ARGV[1])
+  end
+  out[k+1] = id
+end
+redis.call('HSET', KEYS[3], unpack(recs))
+if capsOn then redis.call('HINCRBY', KEYS[5], 'bytes', added) end
 if #pers > 0 then redis.call('HSET', KEYS[4], unpack(pers)) end
 return out
 `)
@@ -239,9 +257,9 @@ type outcome struct {
 	content string // for IDEM
 }
 
-// record is a receipt record, the receipts hash's value for a code:
-// "q|<entry id>|<received ms>", "r|…" once dead-lettered. The section and the
-// rest are in the entry.
+// record is a receipt record, the receipts hash's value for a code: the
+// comment's entry id, "r|<entry id>" once dead-lettered. The section and the
+// rest are in the entry; the received time is the id's milliseconds.
 type record struct {
 	rejected   bool
 	entry      string
@@ -249,15 +267,17 @@ type record struct {
 }
 
 func parseRecord(v string) (record, bool) {
-	f := strings.Split(v, "|")
-	if len(f) != 3 || (f[0] != "q" && f[0] != "r") {
-		return record{}, false
-	}
-	ms, err := strconv.ParseInt(f[2], 10, 64)
-	if err != nil || !validStreamID(f[1]) {
-		return record{}, false
-	}
-	return record{rejected: f[0] == "r", entry: f[1], receivedMs: ms}, true
+	id, rejected := strings.CutPrefix(v, "r|")
+	ms, ok := entryTime(id)
+	return record{rejected: rejected, entry: id, receivedMs: ms}, ok
+}
+
+// entryTime is when Redis received an entry: its id's milliseconds.
+func entryTime(id string) (int64, bool) {
+	msPart, seq, found := strings.Cut(id, "-")
+	ms, err1 := strconv.ParseInt(msPart, 10, 64)
+	_, err2 := strconv.ParseUint(seq, 10, 64)
+	return ms, found && err1 == nil && err2 == nil
 }
 
 // parseIntake reads the script's reply: Redis's time and one outcome per comment.
@@ -273,8 +293,9 @@ func parseIntake(v any, n int) (int64, []outcome, error) {
 	outs := make([]outcome, n)
 	for i, x := range top[1:] {
 		if id, isID := x.(string); isID {
-			ok = validStreamID(id)
-			outs[i] = outcome{kind: "OK", rec: record{entry: id, receivedMs: now}}
+			var rec record
+			rec, ok = parseRecord(id)
+			outs[i] = outcome{kind: "OK", rec: rec}
 		} else {
 			outs[i], ok = parseOutcome(x)
 		}

@@ -43,8 +43,8 @@ var deadScript = redis.NewScript(`
 if redis.call('XACK', KEYS[4], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[3], 'rejected', 1)
 local cur = ARGV[3] ~= '' and redis.call('HGET', KEYS[2], ARGV[3])
-if cur and string.sub(cur, 1, 2) == 'q|' then
-  redis.call('HSET', KEYS[2], ARGV[3], 'r' .. string.sub(cur, 2))
+if cur and string.sub(cur, 1, 2) ~= 'r|' then
+  redis.call('HSET', KEYS[2], ARGV[3], 'r|' .. cur)
 end
 redis.call('XADD', KEYS[1], '*', 'entry', ARGV[2], 'code', ARGV[3], 'reason', ARGV[4], 'fields', ARGV[5])
 return 1
@@ -277,10 +277,9 @@ func (w *Worker) process(ctx context.Context, id string, msgs []redis.XMessage) 
 // intake built it, so a full decode belongs to reading, not to every settlement.
 func check(draftID string, m redis.XMessage) (code string, receivedMs int64, reason string) {
 	payload, _ := m.Values["c"].(string)
-	recv, _ := m.Values["recv"].(string)
-	ms, err := strconv.ParseInt(recv, 10, 64)
-	if payload == "" || err != nil {
-		return "", 0, "malformed entry: missing comment or receive time"
+	ms, ok := entryTime(m.ID)
+	if payload == "" || !ok {
+		return "", 0, "malformed entry: no comment"
 	}
 	// Not a full JSON check: the intake wrote it, and reading decodes it anyway.
 	rest, ok := strings.CutPrefix(payload, entryPrefix)
