@@ -33,7 +33,9 @@ type batcher struct {
 	offsetMs atomic.Int64
 	// undelivered counts comments stored after their caller stopped waiting.
 	undelivered atomic.Int64
-	recon       *reconciler
+	// shed counts comments refused because the queue was full.
+	shed  atomic.Int64
+	recon *reconciler
 
 	once   sync.Once
 	stop   chan struct{} // closed by close: the lanes return
@@ -69,6 +71,9 @@ func newBatcher(rdb redis.UniversalClient, lanes, max int, log *slog.Logger) *ba
 	b.recon = newReconciler(rdb, &b.undelivered, log)
 	return b
 }
+
+// errBusy is a submission refused because the intake's queue is full.
+var errBusy = &unavailableError{err: errors.New("store: intake queue full")}
 
 // errClosed is a submission after the store was closed (at shutdown, after HTTP
 // stopped taking requests, so no citizen sees it).
@@ -230,8 +235,12 @@ func (b *batcher) run(ctx context.Context, c *call) (outcome, error) {
 	case b.calls <- c:
 	case <-b.stop:
 		return outcome{}, errClosed
-	case <-ctx.Done():
-		return outcome{}, ctx.Err()
+	default:
+		// The queue holds what Redis takes in well under a second; past it a
+		// flash crowd is told at once to come back (503 with Retry-After), rather
+		// than queued into a wait that ends in the same answer seconds later.
+		b.shed.Add(1)
+		return outcome{}, errBusy
 	}
 	select {
 	case <-c.done:

@@ -200,11 +200,12 @@ type IntakeStats struct {
 	Refused     int64 // submissions refused: invalid, or outside the window
 	Full        int64 // refused because the draft reached its storage cap
 	Undelivered int64 // stored after the caller stopped waiting: no receipt delivered
+	Shed        int64 // refused at once because the intake's queue was full
 }
 
 // Stats returns this process's intake counters.
 func (s *Comments) Stats() IntakeStats {
-	return IntakeStats{Issued: s.issued.Load(), Refused: s.refused.Load(), Full: s.full.Load(), Undelivered: s.batch.undelivered.Load()}
+	return IntakeStats{Issued: s.issued.Load(), Refused: s.refused.Load(), Full: s.full.Load(), Undelivered: s.batch.undelivered.Load(), Shed: s.batch.shed.Load()}
 }
 
 // Lookup returns the status of a receipt, or comments.ErrNotFound. It needs only the code:

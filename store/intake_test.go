@@ -319,3 +319,23 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestFullQueueSheds: with the queue full, a comment is refused at once as
+// unavailable (503 upstream), not queued into a wait.
+func TestFullQueueSheds(t *testing.T) {
+	b := newBatcher(nil, 1, 1, nil) // lanes never started: nothing drains the queue
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first := make(chan error, 1)
+	go func() { _, err := b.run(ctx, &call{p: &pending{}}); first <- err }()
+	waitFor(t, 5*time.Second, func() bool { return len(b.calls) == 1 })
+	start := time.Now()
+	_, err := b.run(ctx, &call{p: &pending{}})
+	if !errors.Is(err, ErrUnavailable) || time.Since(start) > time.Second || b.shed.Load() != 1 {
+		t.Fatalf("second call: %v after %v, shed %d", err, time.Since(start), b.shed.Load())
+	}
+	cancel()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("first call: %v", err)
+	}
+}
