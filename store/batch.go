@@ -191,7 +191,7 @@ func (b *batcher) send(batch []*call) {
 // script builds one intake script call for the comments of one draft.
 func (b *batcher) script(cs []*call, ttl, maxN, maxB, offsetMs int64) ([]string, []any) {
 	keys := append(make([]string, 0, 6+len(cs)), cs[0].keys[:]...)
-	args := make([]any, 0, 3+9*len(cs))
+	args := make([]any, 0, 3+8*len(cs))
 	args = append(args, ttl, maxN, maxB)
 	for _, c := range cs {
 		p := c.p
@@ -207,7 +207,7 @@ func (b *batcher) script(cs []*call, ttl, maxN, maxB, offsetMs int64) ([]string,
 		// The script compares it with Redis's time as a string: 13 digits until
 		// the year 2286.
 		notAfter := strconv.FormatInt(p.notAfter.Add(-notAfterMargin).UnixMilli()+offsetMs, 10)
-		args = append(args, p.code, p.entry, pers, ix, p.content, p.sha, p.dup, p.size, notAfter)
+		args = append(args, p.code, p.entry, pers, ix, p.content, p.dup, p.size, notAfter)
 	}
 	return keys, args
 }

@@ -56,13 +56,13 @@ const entryVersion = 2
 //	KEYS[7…] the idempotency keys of the comments that have one
 //	ARGV[1] idempotency TTL (s), ARGV[2] default max comments, ARGV[3] default
 //	max bytes (0 = no cap; ARGV[2] = -1: caps off, and bytes are not counted),
-//	then per comment, 9 each: code, entry JSON, personal JSON ("" = none),
-//	idempotency KEYS index ("0" = none), content hash, sha256, duplicate hash
+//	then per comment, 8 each: code, entry JSON, personal JSON ("" = none),
+//	idempotency KEYS index ("0" = none), content hash, duplicate hash
 //	("" = unknown client), size (bytes counted against the cap), not-after
 //	(Redis ms, 13 digits)
 //	returns {now ms, one item per comment}: the new entry's id (stored now: the
 //	common case, one string) | {"DONE", record} | {"IDEM", code, record,
-//	sha256, content hash} | {"ERR", "NOT_FOUND" | "WINDOW_NOT_OPEN" |
+//	content hash} | {"ERR", "NOT_FOUND" | "WINDOW_NOT_OPEN" |
 //	"WINDOW_CLOSED" | "LATE" | "FULL"}
 var intakeScript = redis.NewScript(`
 local t = redis.call('TIME')
@@ -79,28 +79,28 @@ if maxN == 0 then maxN = tonumber(ARGV[2]) end
 local maxB = tonumber(w[4] or '0') or 0
 if maxB == 0 then maxB = tonumber(ARGV[3]) end
 local codes = {}
-for i = 4, #ARGV, 9 do codes[#codes+1] = ARGV[i] end
+for i = 4, #ARGV, 8 do codes[#codes+1] = ARGV[i] end
 local prev = redis.call('HMGET', KEYS[3], unpack(codes))
 local out = {now}
 -- First pass: what each comment gets; those to store are listed in keep.
 local keep, dups = {}, {}
 local n, bytes, added = nil, 0, 0
 for k = 1, #codes do
-  local i = 4 + (k - 1) * 9
+  local i = 4 + (k - 1) * 8
   local idem = ARGV[i+3] ~= '0' and KEYS[tonumber(ARGV[i+3])]
-  local first = idem and redis.call('HMGET', idem, 'code', 'rec', 'sha', 'ch')
+  local first = idem and redis.call('HMGET', idem, 'code', 'rec', 'ch')
   if prev[k] then
     out[k+1] = {'DONE', prev[k]}
   elseif first and first[1] then
-    out[k+1] = {'IDEM', first[1], first[2], first[3], first[4]}
+    out[k+1] = {'IDEM', first[1], first[2], first[3]}
   elseif refuse then
     out[k+1] = {'ERR', refuse}
-  elseif nows > ARGV[i+8] then
+  elseif nows > ARGV[i+7] then
     out[k+1] = {'ERR', 'LATE'}
   else
     local size = 0
     if capsOn then
-      size = tonumber(ARGV[i+7])
+      size = tonumber(ARGV[i+6])
       if not n then
         n = redis.call('XLEN', KEYS[2])
         bytes = tonumber(redis.call('HGET', KEYS[5], 'bytes') or '0')
@@ -110,7 +110,7 @@ for k = 1, #codes do
       out[k+1] = {'ERR', 'FULL'}
     else
       keep[#keep+1] = k
-      if ARGV[i+6] ~= '' then dups[#dups+1] = ARGV[i+6] end
+      if ARGV[i+5] ~= '' then dups[#dups+1] = ARGV[i+5] end
       if n then n = n + 1 end
       bytes = bytes + size
       added = added + size
@@ -130,8 +130,8 @@ end
 -- Second pass: append and record.
 local recs, pers = {}, {}
 for _, k in ipairs(keep) do
-  local i = 4 + (k - 1) * 9
-  local code, dk = ARGV[i], ARGV[i+6]
+  local i = 4 + (k - 1) * 8
+  local code, dk = ARGV[i], ARGV[i+5]
   local id
   if dk ~= '' and seen[dk] then
     id = redis.call('XADD', KEYS[2], '*', 'c', ARGV[i+1], 'dup', '1')
@@ -147,7 +147,7 @@ for _, k in ipairs(keep) do
   end
   if ARGV[i+3] ~= '0' then
     local idem = KEYS[tonumber(ARGV[i+3])]
-    redis.call('HSET', idem, 'code', code, 'rec', id, 'sha', ARGV[i+5], 'ch', ARGV[i+4])
+    redis.call('HSET', idem, 'code', code, 'rec', id, 'ch', ARGV[i+4])
     redis.call('EXPIRE', idem, ARGV[1])
   end
   out[k+1] = id
@@ -204,7 +204,6 @@ type pending struct {
 	personal []byte // nil when the commenter left neither name nor contact
 	idemKey  string // the Redis key; "" for none
 	content  string // the idempotency check's hash of what the citizen sent
-	sha      string
 	dup      string // "" when the client is unknown
 	size     int
 	notAfter time.Time // in this process's clock; converted to Redis's at send
@@ -228,7 +227,6 @@ func newPending(sub comments.Submission, code string) (*pending, error) {
 		return nil, err
 	}
 	p.entry = b
-	p.sha = comments.Digest(code, b)
 	if sub.IdempotencyKey != "" {
 		// A retry with the same idempotency key must repeat the same comment; its
 		// code and salt differ on each attempt, so the check covers what the
@@ -253,7 +251,6 @@ type outcome struct {
 	reason  string // for ERR
 	code    string // for IDEM: the first receipt's code
 	rec     record
-	sha     string // for IDEM
 	content string // for IDEM
 }
 
@@ -323,8 +320,8 @@ func parseOutcome(x any) (outcome, bool) {
 		o.reason = s[1]
 	case o.kind == "DONE" && len(s) == 2:
 		o.rec, ok = parseRecord(s[1])
-	case o.kind == "IDEM" && len(s) == 5:
-		o.code, o.sha, o.content = s[1], s[3], s[4]
+	case o.kind == "IDEM" && len(s) == 4:
+		o.code, o.content = s[1], s[3]
 		o.rec, ok = parseRecord(s[2])
 	default:
 		ok = false

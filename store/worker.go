@@ -315,7 +315,7 @@ func decode(draftID string, m redis.XMessage) (comments.Comment, string) {
 	// The digest is not stored: it is a function of what is (see comments.Digest).
 	return comments.Comment{Code: code, Entry: m.ID, DraftID: e.DraftID, Section: e.Section, Body: e.Body,
 		Category: e.Category, PublishName: e.PublishName, ReceivedAt: time.UnixMilli(ms).UTC(),
-		SHA256: comments.Digest(code, []byte(payload)), Duplicate: dup == "1"}, ""
+		SHA256: comments.Digest(code, time.UnixMilli(ms), []byte(payload)), Duplicate: dup == "1"}, ""
 }
 
 func (w *Worker) dead(ctx context.Context, id string, m redis.XMessage, reason string) error {

@@ -87,7 +87,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 
 	ds := store.NewDrafts(rdb, nil)
 	cs := store.NewComments(rdb, ds, store.IntakeConfig{
-		MaxComments: cfg.DraftMaxComments, MaxBytes: cfg.DraftMaxBytes, CapsOff: cfg.LimitsOff, Logger: log,
+		MaxComments: cfg.DraftMaxComments, MaxBytes: cfg.DraftMaxBytes, CapsOff: cfg.LimitsOff, Logger: log, Lanes: cfg.IntakeLanes,
 	})
 	if cfg.Demo {
 		if loaded, err := loadDemo(ctx, ds, time.Now()); err != nil {
