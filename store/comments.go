@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -381,10 +382,13 @@ func (s *Comments) WindowClosed(ctx context.Context, draftID string) (bool, erro
 func (s *Comments) Page(ctx context.Context, draftID, after string, limit int64) ([]comments.Comment, string, error) {
 	start := "-"
 	if after != "" {
-		if !validStreamID(after) {
+		var ok bool
+		if start, ok = nextID(after); !ok {
 			return nil, "", comments.ErrBadCursor
 		}
-		start = "(" + after
+		if start == "" {
+			return nil, "", nil // after the largest id there can be: nothing
+		}
 	}
 	msgs, err := s.rdb.XRangeN(ctx, intakeStream(draftID), start, "+", limit).Result()
 	if err != nil {
@@ -496,6 +500,27 @@ func (s *Comments) Head(ctx context.Context, draftID string) (string, error) {
 		return "0-0", nil
 	}
 	return msgs[0].ID, nil
+}
+
+// nextID is the first stream id after id, for an inclusive XRANGE start ("" when
+// id is the largest there can be). Redis refuses an exclusive start of the
+// largest id, so it is not used.
+func nextID(id string) (string, bool) {
+	ms, seq, ok := strings.Cut(id, "-")
+	if !ok {
+		return "", false
+	}
+	m, err1 := strconv.ParseUint(ms, 10, 64)
+	q, err2 := strconv.ParseUint(seq, 10, 64)
+	switch {
+	case err1 != nil || err2 != nil:
+		return "", false
+	case q < math.MaxUint64:
+		return strconv.FormatUint(m, 10) + "-" + strconv.FormatUint(q+1, 10), true
+	case m < math.MaxUint64:
+		return strconv.FormatUint(m+1, 10) + "-0", true
+	}
+	return "", true
 }
 
 func validStreamID(id string) bool {
