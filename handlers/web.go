@@ -91,7 +91,14 @@ func (s *server) view(c echo.Context, now time.Time, nav string) view {
 	u := *c.Request().URL
 	q := u.Query()
 	q.Set("lang", l.other().short())
-	return view{tr: tr{Lang: l, zone: s.Location, now: now}, Nav: nav, SwitchURL: u.Path + "?" + q.Encode()}
+	return view{tr: tr{Lang: l, zone: s.Location, now: now}, Nav: nav, SwitchURL: samePath(u.Path) + "?" + q.Encode()}
+}
+
+// samePath is a request's path as a link that stays on this site: the raw path
+// of a request for //evil.example/x would make a link to another host, and
+// browsers read a backslash as a slash.
+func samePath(p string) string {
+	return (&url.URL{Path: "/" + strings.TrimLeft(p, "/\\")}).EscapedPath()
 }
 
 // render writes a page. Pages are never cached: they hold the time left, and forms
