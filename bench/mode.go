@@ -342,9 +342,9 @@ func createDraft(ctx context.Context, base, token string) (string, error) {
 	now := time.Now()
 	in, _ := json.Marshal(map[string]any{
 		"id": draftID, "title": "压力测试用规章草案", "bureau": "司法局", "kind": "rule",
-		"summary":  "用于测量意见提交接口的吞吐量。",
-		"text":     "第一章 总则\n第一条 为了规范公开征求意见工作，制定本办法。\n第二条 本办法适用于本市行政机关起草的规章草案。\n第三条 公开征求意见的期限一般不少于三十日。\n",
-		"opens_at": now.Add(-time.Hour).Format(time.RFC3339), "closes_at": now.Add(7 * 24 * time.Hour).Format(time.RFC3339),
+		"summary":           "用于测量意见提交接口的吞吐量。",
+		"text":              "第一章 总则\n第一条 为了规范公开征求意见工作，制定本办法。\n第二条 本办法适用于本市行政机关起草的规章草案。\n第三条 公开征求意见的期限一般不少于三十日。\n",
+		"closes_at":         now.Add(7 * 24 * time.Hour).Format(time.RFC3339),
 		"digest_recipients": []string{"office@example.gov.cn"},
 	})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/drafts", bytes.NewReader(in))

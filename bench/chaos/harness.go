@@ -173,9 +173,9 @@ func run(ctx context.Context, cfg config) (*outcome, error) {
 func createDraft(ctx context.Context, base, token string, closes time.Time) (string, error) {
 	in, _ := json.Marshal(map[string]any{
 		"id": draftID, "title": "故障演练用规章草案", "bureau": "司法局", "kind": "rule",
-		"summary":  "在进程崩溃、Redis 重启和停顿下检验意见不丢不重。",
-		"text":     "第一章 总则\n第一条 为了规范公开征求意见工作，制定本办法。\n第二条 本办法适用于本市行政机关起草的规章草案。\n",
-		"opens_at": time.Now().Add(-time.Hour).Format(time.RFC3339Nano), "closes_at": closes.Format(time.RFC3339Nano),
+		"summary":           "在进程崩溃、Redis 重启和停顿下检验意见不丢不重。",
+		"text":              "第一章 总则\n第一条 为了规范公开征求意见工作，制定本办法。\n第二条 本办法适用于本市行政机关起草的规章草案。\n",
+		"closes_at":         closes.Format(time.RFC3339Nano),
 		"digest_recipients": recipients,
 	})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/drafts", bytes.NewReader(in))

@@ -62,9 +62,9 @@ func createDraft(ctx context.Context, base, token, id string) (string, error) {
 	now := time.Now()
 	in, _ := json.Marshal(map[string]any{
 		"id": id, "title": "压力测试用规章草案", "bureau": "司法局", "kind": "rule",
-		"summary":  "用于测量意见提交接口的吞吐量。",
-		"text":     "第一章 总则\n第一条 为了规范公开征求意见工作，制定本办法。\n第二条 本办法适用于本市行政机关起草的规章草案。\n第三条 公开征求意见的期限一般不少于三十日。\n",
-		"opens_at": now.Add(-time.Hour).Format(time.RFC3339), "closes_at": now.Add(7 * 24 * time.Hour).Format(time.RFC3339),
+		"summary":           "用于测量意见提交接口的吞吐量。",
+		"text":              "第一章 总则\n第一条 为了规范公开征求意见工作，制定本办法。\n第二条 本办法适用于本市行政机关起草的规章草案。\n第三条 公开征求意见的期限一般不少于三十日。\n",
+		"closes_at":         now.Add(7 * 24 * time.Hour).Format(time.RFC3339),
 		"digest_recipients": []string{"office@example.gov.cn"},
 	})
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
