@@ -105,7 +105,7 @@ chaos: deps build
 # section of bench/RESULTS.md (bench/flash/README.md). About 4 and 2 minutes.
 .PHONY: bench-flash bench-scale
 bench-flash: deps build
-	$(GO) run ./bench/flash crowd
+	$(GO) run ./bench/flash crowd -c 6000
 
 bench-scale: deps build
 	$(GO) run ./bench/flash scale

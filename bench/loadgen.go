@@ -3,19 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"consult/bench/internal/redisbench"
 )
 
 // result is one run of one case: what the load generator measured.
@@ -138,109 +137,11 @@ func wrkDuration(num, unit string) (time.Duration, error) {
 	return time.Duration(math.Round(v * scale)), nil
 }
 
-// redisBenchConfig is how the Redis-only case is loaded.
-type redisBenchConfig struct {
-	Bin         string
-	Addr        string // host:port of the bench's redis-server
-	Connections int
-	Stream      string
-	Value       []byte // the same JSON body the HTTP cases send
-}
-
-// runRedisBenchmark runs n XADDs on c connections (no pipelining) and parses the
-// CSV report of redis-benchmark 7.
-func runRedisBenchmark(ctx context.Context, b redisBenchConfig, n int) (result, string, error) {
-	host, port, err := splitAddr(b.Addr)
+// runRedisBenchmark runs n XADDs of the redis XADD case and reads redis-benchmark's report.
+func runRedisBenchmark(ctx context.Context, x redisbench.XADD, n int) (result, string, error) {
+	rb, out, err := x.Run(ctx, n)
 	if err != nil {
-		return result{}, "", err
+		return result{}, out, err
 	}
-	// redis-benchmark has no duration option; n is chosen from the previous run's
-	// rate. The timeout is generous but bounded: redis-benchmark spins forever on a
-	// server that went away.
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, b.Bin, "-h", host, "-p", strconv.Itoa(port), "-c", strconv.Itoa(b.Connections),
-		"-n", strconv.Itoa(n), "-P", "1", "--csv", "XADD", b.Stream, "*", "f", string(b.Value))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() == context.DeadlineExceeded {
-			return result{}, out.String(), errors.New("redis-benchmark did not finish within 5 minutes")
-		}
-		return result{}, out.String(), fmt.Errorf("redis-benchmark: %w: %s", err, strings.TrimSpace(errOut.String()))
-	}
-	r, err := parseRedisBenchmarkCSV(out.String())
-	if err == nil {
-		r.Requests = int64(n)
-	}
-	return r, out.String() + errOut.String(), err
-}
-
-// parseRedisBenchmarkCSV reads redis-benchmark 7's --csv report: a header row
-// ("test","rps","avg_latency_ms",…,"p50_latency_ms",…,"p99_latency_ms",…) and one
-// row for the command. The row can't go through a CSV reader: redis-benchmark
-// prints the command as the first field without escaping its quotes, and ours
-// sends a JSON value. The numbers are the last fields, so they are read from the
-// right. Older versions print only test and rps: then p50 and p99 stay zero and
-// are shown as unknown.
-func parseRedisBenchmarkCSV(out string) (result, error) {
-	var r result
-	var header, data []string
-	for _, line := range strings.Split(strings.ReplaceAll(out, "\r", "\n"), "\n") {
-		line = strings.TrimSpace(line)
-		switch {
-		case strings.HasPrefix(line, `"test",`):
-			header, _ = csv.NewReader(strings.NewReader(line)).Read()
-		case strings.HasPrefix(line, `"`) && strings.HasSuffix(line, `"`) && data == nil:
-			data = strings.Split(line, ",")
-		}
-	}
-	if data == nil {
-		return r, fmt.Errorf("redis-benchmark printed no result row: %q", firstLine(out))
-	}
-	if header == nil {
-		header = []string{"test", "rps"} // redis-benchmark 6
-	}
-	numbers := len(header) - 1
-	if len(data) < numbers+1 {
-		return r, fmt.Errorf("redis-benchmark CSV: %d fields for the %d columns %q", len(data), len(header), header)
-	}
-	data = data[len(data)-numbers:]
-	field := func(name string) (float64, bool, error) {
-		i := slices.Index(header, name) - 1
-		if i < 0 {
-			return 0, false, nil
-		}
-		v, err := strconv.ParseFloat(strings.Trim(data[i], `"`), 64)
-		if err != nil {
-			return 0, false, fmt.Errorf("redis-benchmark CSV %s %s: %w", name, data[i], err)
-		}
-		return v, true, nil
-	}
-	var ok bool
-	var err error
-	if r.RPS, ok, err = field("rps"); err != nil || !ok {
-		return r, errors.Join(errors.New("redis-benchmark CSV has no rps"), err)
-	}
-	for name, dst := range map[string]*time.Duration{"p50_latency_ms": &r.P50, "p99_latency_ms": &r.P99} {
-		ms, _, err := field(name)
-		if err != nil {
-			return r, err
-		}
-		*dst = time.Duration(math.Round(ms*1000)) * time.Microsecond
-	}
-	return r, nil
-}
-
-func splitAddr(addr string) (string, int, error) {
-	h, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", 0, err
-	}
-	n, err := strconv.Atoi(p)
-	if err != nil {
-		return "", 0, fmt.Errorf("address %q: %w", addr, err)
-	}
-	return h, n, nil
+	return result{RPS: rb.RPS, P50: rb.P50, P99: rb.P99, Requests: int64(n)}, out, nil
 }

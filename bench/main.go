@@ -1,8 +1,8 @@
 // Command bench is `make bench`: it loads consultd's comment intake
 // (POST /api/v1/drafts/{id}/comments) with wrk on loopback, next to three
 // baselines on the same Redis, for each of the embedded default's persistence
-// modes, and writes the medians, their ratios and the machine into
-// bench/RESULTS.md.
+// modes, and writes the medians, their ratios and the machine into the intake
+// section of bench/RESULTS.md.
 //
 // The cases:
 //
@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -30,6 +29,9 @@ import (
 	"syscall"
 	"time"
 
+	"consult/bench/internal/child"
+	"consult/bench/internal/consultd"
+	"consult/bench/internal/results"
 	"consult/internal/redisproc"
 )
 
@@ -59,7 +61,7 @@ func parseFlags(args []string) (options, error) {
 	var modes string
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.DurationVar(&o.Dur, "d", 10*time.Second, "duration of each measured run (whole seconds)")
-	fs.IntVar(&o.Reps, "reps", 3, "measured runs of each case in each mode, interleaved (at least 3 for a median worth the name)")
+	fs.IntVar(&o.Reps, "reps", 5, "measured runs of each case in each mode, interleaved (runs vary by about ±5% here: at least 5 for a median worth the name)")
 	fs.DurationVar(&o.Warmup, "warmup", 2*time.Second, "warm-up run of each case before the measured ones")
 	fs.BoolVar(&o.Quick, "quick", false, "a short run for trying the harness: -d 2s -warmup 1s unless given")
 	fs.IntVar(&o.Conns, "c", 64, "connections (wrk and redis-benchmark)")
@@ -70,7 +72,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.Profile, "profile", false, "capture a CPU profile of consultd during an extra intake run (needs CONSULT_PPROF_ADDR in consultd); writes bench/cpu.pprof")
 	fs.DurationVar(&o.ProfileFor, "profile-for", 10*time.Second, "length of the CPU profile")
 	fs.StringVar(&o.Consultd, "consultd", "bin/consultd", "the consultd binary (relative to the module's directory); `make build` makes it")
-	fs.StringVar(&o.Out, "out", "bench/RESULTS.md", "where to write the results (relative to the module's directory)")
+	fs.StringVar(&o.Out, "out", "bench/RESULTS.md", "the file whose intake section is written (relative to the module's directory)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the temporary directory (Redis files, server logs, wrk outputs)")
 	fs.StringVar(&o.serve, "serve", "", "internal: run a baseline server, bare or xadd")
 	fs.StringVar(&o.addr, "addr", "", "internal: -serve's listen address")
@@ -163,20 +165,16 @@ func findTools(o options) (tools, error) {
 	if t.Self, err = os.Executable(); err != nil {
 		errs = append(errs, fmt.Errorf("cannot find this program's own binary to run the baselines: %w", err))
 	}
-	t.Consultd = o.Consultd
-	if !filepath.IsAbs(t.Consultd) {
-		t.Consultd = filepath.Join(o.Root, t.Consultd)
+	if t.Consultd, err = consultd.Binary(o.Root, o.Consultd, "make bench"); err != nil {
+		errs = append(errs, err)
 	}
-	if st, err := os.Stat(t.Consultd); err != nil || st.IsDir() {
-		errs = append(errs, fmt.Errorf("%s not found: run `make build` first (`make bench` does)", t.Consultd))
-	}
-	if t.Wrk, err = lookPath("wrk"); err != nil {
+	if t.Wrk, err = child.LookPath("wrk"); err != nil {
 		errs = append(errs, errors.New("wrk not found: run `make deps-bench` (Debian's wrk package)"))
 	}
 	if t.RedisServer, err = redisproc.Find(""); err != nil {
 		errs = append(errs, errors.New("redis-server not found: run `make deps-bench`"))
 	}
-	if t.RedisBenchmark, err = lookPath("redis-benchmark"); err != nil {
+	if t.RedisBenchmark, err = child.LookPath("redis-benchmark"); err != nil {
 		errs = append(errs, errors.New("redis-benchmark not found: run `make deps-bench` (it comes with redis-server's redis-tools)"))
 	}
 	t.Script = filepath.Join(o.Root, "bench", "wrk", "post.lua")
@@ -184,33 +182,6 @@ func findTools(o options) (tools, error) {
 		errs = append(errs, fmt.Errorf("the wrk script: %w", err))
 	}
 	return t, errors.Join(errs...)
-}
-
-func lookPath(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	p := "/usr/bin/" + name
-	if _, err := os.Stat(p); err != nil {
-		return "", err
-	}
-	return p, nil
-}
-
-// moduleRoot is the directory of consult's go.mod, from the working directory up.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && strings.HasPrefix(strings.TrimSpace(string(b)), "module consult\n") {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("run it inside the consult module (no go.mod of module consult above %s)", dir)
-		}
-	}
 }
 
 // staleBinary names a Go source file newer than bin/consultd, if there is one:
@@ -244,7 +215,7 @@ func staleBinary(root, bin string) string {
 
 func run(ctx context.Context, o options) int {
 	var err error
-	if o.Root, err = moduleRoot(); err != nil {
+	if o.Root, err = consultd.ModuleRoot(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 2
 	}
@@ -256,7 +227,7 @@ func run(ctx context.Context, o options) int {
 	if f := staleBinary(o.Root, t.Consultd); f != "" {
 		fmt.Fprintf(os.Stderr, "bench: warning: %s is newer than %s; `make build` (or `make bench`) rebuilds it\n", f, t.Consultd)
 	}
-	if la := loadAvg1(); la > 0.5 {
+	if la := results.LoadAvg1(); la > 0.5 {
 		fmt.Fprintf(os.Stderr, "bench: warning: the load average is %.2f on %d CPUs: other work will be in the figures\n", la, runtime.NumCPU())
 	}
 	tmp, err := os.MkdirTemp("", "consult-bench-")
@@ -288,7 +259,7 @@ func run(ctx context.Context, o options) int {
 		}
 	}
 	rep.End = time.Now()
-	rep.LoadAfter = loadAvg()
+	rep.LoadAfter = results.LoadAvg()
 
 	fmt.Println()
 	fmt.Print(rep.table())
@@ -296,11 +267,11 @@ func run(ctx context.Context, o options) int {
 	if !filepath.IsAbs(out) {
 		out = filepath.Join(o.Root, out)
 	}
-	if err := os.WriteFile(out, []byte(rep.markdown()), 0o644); err != nil {
+	if err := results.WriteSection(out, "intake", rep.markdown()); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
-	fmt.Println("\nwritten:", out)
+	fmt.Println("\nwritten: the intake section of", out)
 	if f := rep.failures(); len(f) > 0 {
 		fmt.Fprintln(os.Stderr, "\n"+strings.Repeat("!", 72))
 		fmt.Fprintln(os.Stderr, "RUN FAILED: the figures above are not a clean measurement:")

@@ -1,16 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,10 +13,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 
+	"consult/bench/internal/child"
+	"consult/bench/internal/consultd"
+	"consult/bench/internal/redisbench"
 	"consult/internal/redisproc"
 )
 
@@ -103,76 +100,65 @@ func runMode(ctx context.Context, o options, t tools, mode, dir string) (mr mode
 	rdb := redis.NewClient(&redis.Options{Addr: rp.Addr, PoolSize: 2})
 	defer rdb.Close()
 
-	cdAddr, err := freeAddr()
+	token := consultd.NewToken()
+	cd, err := consultd.Start(ctx, consultd.Options{
+		Bin: t.Consultd, Dir: dir, Name: "consultd", RedisURL: "redis://" + rp.Addr + "/0", Token: token,
+		Pprof: o.Profile && mode == profileMode(o.Modes),
+		Env: []string{
+			"CONSULT_REDIS_POOL=" + strconv.Itoa(o.Pool),
+			// Every request comes from one address: per-client limits would answer 429.
+			"CONSULT_LIMITS=off",
+		},
+	})
 	if err != nil {
 		return fail(err)
 	}
-	token := randomHex(16)
-	env := []string{
-		"REDIS_URL=redis://" + rp.Addr + "/0", "CONSULT_ADDR=" + cdAddr, "DATA_DIR=" + filepath.Join(dir, "consultd"),
-		"CONSULT_ADMIN_TOKEN=" + token, "CONSULT_DEMO=false", "CONSULT_REDIS_POOL=" + strconv.Itoa(o.Pool),
-		// Every request comes from one address: per-client limits would answer 429.
-		"CONSULT_LIMITS=off",
-	}
-	var pprofAddr string
-	if o.Profile && mode == profileMode(o.Modes) {
-		if pprofAddr, err = freeAddr(); err != nil {
-			return fail(err)
-		}
-		env = append(env, "CONSULT_PPROF_ADDR="+pprofAddr)
-	}
-	cd, err := startChild("consultd", filepath.Join(dir, "consultd.log"), childEnv(env...), t.Consultd)
+	defer cd.Stop()
+	cdAddr, pprofAddr := cd.Addr, cd.PprofAddr
+	anchor, err := consultd.CreateDraft(ctx, cd.Base(), token, consultd.Draft{ID: draftID})
 	if err != nil {
-		return fail(err)
+		return fail(fmt.Errorf("%w; consultd's log:\n%s", err, cd.LogTail()))
 	}
-	defer cd.stop()
-	if err := cd.waitHTTP(ctx, "http://"+cdAddr+"/healthz"); err != nil {
-		return fail(err)
-	}
-	anchor, err := createDraft(ctx, "http://"+cdAddr, token)
-	if err != nil {
-		return fail(fmt.Errorf("%w; consultd's log:\n%s", err, cd.logTail()))
-	}
-	body, runes := commentBody(anchor, o.BodyBytes)
+	body, runes := consultd.CommentBody(anchor, o.BodyBytes)
 	mr.BodyBytes, mr.BodyRunes = len(body), runes
 	bodyFile := filepath.Join(dir, "comment.json")
 	if err := os.WriteFile(bodyFile, body, 0o600); err != nil {
 		return fail(err)
 	}
 
-	bareAddr, err := freeAddr()
+	bareAddr, err := child.FreeAddr()
 	if err != nil {
 		return fail(err)
 	}
-	bare, err := startChild(caseBare, filepath.Join(dir, "bare.log"), childEnv(), t.Self, "-serve", "bare", "-addr", bareAddr)
+	bare, err := child.Start(caseBare, filepath.Join(dir, "bare.log"), consultd.Env(), t.Self, "-serve", "bare", "-addr", bareAddr)
 	if err != nil {
 		return fail(err)
 	}
-	defer bare.stop()
-	xaddAddr, err := freeAddr()
+	defer bare.Stop()
+	xaddAddr, err := child.FreeAddr()
 	if err != nil {
 		return fail(err)
 	}
-	xadd, err := startChild(caseXadd, filepath.Join(dir, "xadd.log"), childEnv(), t.Self,
+	xadd, err := child.Start(caseXadd, filepath.Join(dir, "xadd.log"), consultd.Env(), t.Self,
 		"-serve", "xadd", "-addr", xaddAddr, "-redis", rp.Addr, "-pool", strconv.Itoa(o.Pool))
 	if err != nil {
 		return fail(err)
 	}
-	defer xadd.stop()
+	defer xadd.Stop()
 
 	path := "/api/v1/drafts/" + draftID + "/comments"
 	servers := []struct {
-		c    *child
+		p    *child.Process
 		addr string
-	}{{cd, cdAddr}, {xadd, xaddAddr}, {bare, bareAddr}}
+	}{{cd.Process, cdAddr}, {xadd, xaddAddr}, {bare, bareAddr}}
 	for _, s := range servers {
-		if err := s.c.waitHTTP(ctx, "http://"+s.addr+"/healthz"); err != nil {
+		if err := s.p.WaitHTTP(ctx, "http://"+s.addr+"/healthz"); err != nil {
 			return fail(err)
 		}
 		// One comment first, so that a refused body is a clear message, not a wrk
 		// report full of non-2xx responses.
 		if st, got := post(ctx, "http://"+s.addr+path, body); st != http.StatusAccepted {
-			return fail(fmt.Errorf("%s answered the comment with %d, not 202: %s", s.c.name, st, got))
+			return fail(fmt.Errorf("%s answered the comment with %d, not 202: %s", s.p.Name, st, got))
 		}
 	}
 	if err := rdb.Del(ctx, xaddStream).Err(); err != nil {
@@ -180,17 +166,11 @@ func runMode(ctx context.Context, o options, t tools, mode, dir string) (mr mode
 	}
 
 	wcfg := wrkConfig{Bin: t.Wrk, Script: t.Script, BodyFile: bodyFile, Threads: o.Threads, Connections: o.Conns}
-	rcfg := redisBenchConfig{Bin: t.RedisBenchmark, Addr: rp.Addr, Connections: o.Conns, Stream: benchStream, Value: body}
-	alive := func(c *child) error {
-		if done, err := c.exited(); done {
-			return fmt.Errorf("%s exited during the run (%v); its log:\n%s", c.name, err, c.logTail())
-		}
-		return nil
-	}
+	rcfg := redisbench.XADD{Bin: t.RedisBenchmark, Addr: rp.Addr, Conns: o.Conns, Stream: benchStream, Value: body}
 	rbRate := 10000.0 // redis-benchmark's last rate, to size its next run
 	runners := map[string]func(time.Duration) (result, string, error){
 		caseIntake: func(d time.Duration) (result, string, error) {
-			before, err := consultMetrics(ctx, cdAddr)
+			before, err := consultMetrics(ctx, cd.Base())
 			if err != nil {
 				return result{}, "", err
 			}
@@ -198,10 +178,10 @@ func runMode(ctx context.Context, o options, t tools, mode, dir string) (mr mode
 			if err != nil {
 				return r, out, err
 			}
-			if err := alive(cd); err != nil {
+			if err := cd.Alive(); err != nil {
 				return r, out, err
 			}
-			after, err := consultMetrics(ctx, cdAddr)
+			after, err := consultMetrics(ctx, cd.Base())
 			if err != nil {
 				return r, out, err
 			}
@@ -224,7 +204,7 @@ func runMode(ctx context.Context, o options, t tools, mode, dir string) (mr mode
 			if err != nil {
 				return r, out, err
 			}
-			if err := alive(xadd); err != nil {
+			if err := xadd.Alive(); err != nil {
 				return r, out, err
 			}
 			var p []string
@@ -247,7 +227,7 @@ func runMode(ctx context.Context, o options, t tools, mode, dir string) (mr mode
 				return r, out, err
 			}
 			r.Problem = problems(r, nil)
-			return r, out, alive(bare)
+			return r, out, bare.Alive()
 		},
 		caseRedis: func(d time.Duration) (result, string, error) {
 			n := max(1000, int(rbRate*d.Seconds()))
@@ -322,105 +302,6 @@ func problems(r result, p []string) string {
 	return strings.Join(p, "; ")
 }
 
-func freeAddr() (string, error) {
-	p, err := redisproc.FreePort()
-	if err != nil {
-		return "", err
-	}
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// createDraft creates the open draft the intake case comments on, through the
-// admin API as a bureau would, and returns the anchor of its first article.
-func createDraft(ctx context.Context, base, token string) (string, error) {
-	now := time.Now()
-	in, _ := json.Marshal(map[string]any{
-		"id": draftID, "title": "压力测试用规章草案", "bureau": "司法局", "kind": "rule",
-		"summary":           "用于测量意见提交接口的吞吐量。",
-		"text":              "第一章 总则\n第一条 为了规范公开征求意见工作，制定本办法。\n第二条 本办法适用于本市行政机关起草的规章草案。\n第三条 公开征求意见的期限一般不少于三十日。\n",
-		"closes_at":         now.Add(7 * 24 * time.Hour).Format(time.RFC3339),
-		"digest_recipients": []string{"office@example.gov.cn"},
-	})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/drafts", bytes.NewReader(in))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("create the draft: %w", err)
-	}
-	out, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusCreated {
-		return "", fmt.Errorf("create the draft: %d %s", res.StatusCode, bytes.TrimSpace(out))
-	}
-	var d struct {
-		Sections []struct {
-			Anchor string `json:"anchor"`
-		} `json:"sections"`
-	}
-	if err := json.Unmarshal(out, &d); err != nil {
-		return "", fmt.Errorf("create the draft: %w", err)
-	}
-	if len(d.Sections) == 0 {
-		return "", errors.New("create the draft: it has no sections")
-	}
-	// The first article rather than the chapter heading, when there is one.
-	return d.Sections[min(1, len(d.Sections)-1)].Anchor, nil
-}
-
-// commentText is what a citizen might write; it is repeated to the size wanted.
-const commentText = "建议在第一条中明确本办法的适用范围，对于涉及群众切身利益的事项，应当在作出决定前充分听取公众意见，" +
-	"并在规定期限内公开意见采纳情况及理由。同时建议增加对基层工作人员的培训要求，明确培训内容、频次和考核方式，" +
-	"确保各项规定能够落到实处。对于第二条规定的程序，建议细化各环节的办理时限，避免因程序不明确导致群众反复奔波。" +
-	"第三条规定的三十日期限较为合理，但对于内容复杂、社会关注度高的草案，建议适当延长征求意见期限，并通过多种渠道广泛告知。"
-
-// comment has the fields of consultd's comment API: what the load sends and what
-// the decode+XADD baseline decodes.
-type comment struct {
-	Section     string `json:"section"`
-	Body        string `json:"body"`
-	Name        string `json:"name"`
-	Contact     string `json:"contact"`
-	Category    string `json:"category"`
-	PublishName bool   `json:"publish_name"`
-}
-
-// commentBody is the comment every request sends: the JSON of consultd's comment
-// API with a body of Chinese text, as long as fits in size bytes. It returns the
-// JSON and the body's length in characters.
-func commentBody(section string, size int) ([]byte, int) {
-	c := comment{Section: section, Name: "张三", Contact: "zhangsan@example.cn", Category: "individual"}
-	var text []rune
-	for len(text) < size {
-		text = append(text, []rune(commentText)...)
-	}
-	fit := func(n int) []byte {
-		c.Body = string(text[:n])
-		b, _ := json.Marshal(c)
-		return b
-	}
-	lo, hi := 1, len(text) // the longest body whose JSON fits
-	for lo < hi {
-		mid := (lo + hi + 1) / 2
-		if len(fit(mid)) <= size {
-			lo = mid
-		} else {
-			hi = mid - 1
-		}
-	}
-	b := fit(lo)
-	return b, utf8.RuneCountInString(c.Body)
-}
-
 // post sends one comment and returns the status and the start of the answer.
 func post(ctx context.Context, url string, body []byte) (int, string) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -442,38 +323,17 @@ func post(ctx context.Context, url string, body []byte) (int, string) {
 type counters struct{ accepted, rejected int64 }
 
 // consultMetrics reads consultd's intake counters from /metrics.
-func consultMetrics(ctx context.Context, addr string) (counters, error) {
-	var c counters
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
-	res, err := http.DefaultClient.Do(req)
+func consultMetrics(ctx context.Context, base string) (counters, error) {
+	m, err := consultd.Metrics(ctx, base)
 	if err != nil {
-		return c, fmt.Errorf("consultd /metrics: %w", err)
+		return counters{}, err
 	}
-	defer res.Body.Close()
-	found := 0
-	sc := bufio.NewScanner(res.Body)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) != 2 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[1], 64)
-		if err != nil {
-			continue
-		}
-		switch f[0] {
-		case "consult_comments_accepted_total":
-			c.accepted, found = int64(v), found+1
-		case "consult_comments_rejected_total":
-			c.rejected, found = int64(v), found+1
-		}
+	accepted, ok1 := m["consult_comments_accepted_total"]
+	rejected, ok2 := m["consult_comments_rejected_total"]
+	if !ok1 || !ok2 {
+		return counters{}, errors.New("consultd /metrics has no consult_comments_accepted_total and consult_comments_rejected_total")
 	}
-	if found != 2 {
-		return c, errors.New("consultd /metrics has no consult_comments_accepted_total and consult_comments_rejected_total")
-	}
-	return c, sc.Err()
+	return counters{accepted: int64(accepted), rejected: int64(rejected)}, nil
 }
 
 // waitRewrite waits (at most 30 s) while Redis rewrites its AOF in the background.

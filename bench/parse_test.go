@@ -62,47 +62,6 @@ func TestParseWrkRefusesIncompleteOutput(t *testing.T) {
 	}
 }
 
-func TestParseRedisBenchmarkCSV(t *testing.T) {
-	cases := []struct {
-		file string
-		want result
-	}{
-		// redis-benchmark 7.0.15; the command in the first field is the JSON value, quotes unescaped.
-		{"redis-benchmark-xadd.csv", result{RPS: 51067.40, P50: 1031 * time.Microsecond, P99: 4015 * time.Microsecond}},
-		// redis-benchmark 6 prints no header and no latencies.
-		{"redis-benchmark-v6.csv", result{RPS: 81300.81}},
-	}
-	for _, c := range cases {
-		t.Run(c.file, func(t *testing.T) {
-			got, err := parseRedisBenchmarkCSV(readTestdata(t, c.file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != c.want {
-				t.Fatalf("parseRedisBenchmarkCSV:\n got %+v\nwant %+v", got, c.want)
-			}
-		})
-	}
-	for _, bad := range []string{"", "Could not connect to Redis at 127.0.0.1:1: Connection refused\n",
-		`"test","rps","avg_latency_ms"` + "\n" + `"XADD s * f v","fast","1.0"` + "\n"} {
-		if _, err := parseRedisBenchmarkCSV(bad); err == nil {
-			t.Errorf("parseRedisBenchmarkCSV(%q): no error", bad)
-		}
-	}
-}
-
-func TestCommentBody(t *testing.T) {
-	for _, size := range []int{200, 600, 4000} {
-		b, runes := commentBody("art1", size)
-		if len(b) > size || len(b) < size-2 {
-			t.Errorf("commentBody(%d): %d bytes", size, len(b))
-		}
-		if runes < (size-150)/3 {
-			t.Errorf("commentBody(%d): only %d characters of body", size, runes)
-		}
-	}
-}
-
 func TestMedian(t *testing.T) {
 	if got := median([]float64{3, 1, 2}); got != 2 {
 		t.Errorf("median of 3: %v", got)

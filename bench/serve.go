@@ -14,6 +14,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
+
+	"consult/bench/internal/consultd"
 )
 
 // Baseline servers: the harness runs itself again with -serve, so that each
@@ -51,7 +53,7 @@ func serve(mode, addr, redisAddr string, pool int) error {
 			if err != nil {
 				return err
 			}
-			var in comment // the same fields as consultd's comment route
+			var in consultd.Comment // the same fields as consultd's comment route
 			if err := json.Unmarshal(body, &in); err != nil {
 				return echo.NewHTTPError(http.StatusBadRequest, err.Error())
 			}

@@ -7,18 +7,31 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ErrBadCursor is a pagination position that is not a stream id.
 var ErrBadCursor = errors.New("comments: bad page cursor")
 
-// Digest is the receipt's SHA-256: of the code, a newline and the comment's JSON as
-// recorded in the intake stream, so that a receipt binds its code to the exact text.
-func Digest(code string, payload []byte) string {
+// Digest is the receipt's SHA-256, over a canonical encoding of the comment as
+// recorded: a version line, the code, the time received (UTC, milliseconds) and
+// the comment's entry as stored in the record, byte for byte:
+//
+//	"consult receipt v2\n" code "\n" 2006-01-02T15:04:05.000Z "\n" entry JSON
+//
+// The entry holds every non-personal field (its format version, the code, the
+// draft, the section, the text, the category, the consent to publish the name)
+// and, for the name and contact, only a salted commitment whose salt is erased
+// with them: a changed name is detected while it exists, and erasing it breaks
+// no receipt.
+func Digest(code string, receivedAt time.Time, entry []byte) string {
 	h := sha256.New()
+	h.Write([]byte("consult receipt v2\n"))
 	h.Write([]byte(code))
 	h.Write([]byte{'\n'})
-	h.Write(payload)
+	h.Write(receivedAt.UTC().AppendFormat(nil, "2006-01-02T15:04:05.000Z"))
+	h.Write([]byte{'\n'})
+	h.Write(entry)
 	return hex.EncodeToString(h.Sum(nil))
 }
 

@@ -483,6 +483,7 @@ func nonNil(s []string) []string {
 func (s *server) metrics(c echo.Context) error {
 	var b bytes.Buffer
 	ms := []Metric{
+		{Name: "consult_unavailable_total", Help: "Requests answered 503: storage down, slow or full, the intake's queue full, or a draft at its cap.", Type: "counter", Value: float64(s.counts.unavailable.Load())},
 		{Name: "consult_honeypot_total", Help: "Comment forms refused for a filled honeypot field (answered as if taken).", Type: "counter", Value: float64(s.counts.honeypot.Load())},
 		{Name: "consult_rate_limited_comments_total", Help: "Comments refused by a per-client rate limit (429).", Type: "counter", Value: float64(s.counts.limitedComments.Load())},
 		{Name: "consult_rate_limited_lookups_total", Help: "Receipt look-ups refused by a per-client rate limit (429).", Type: "counter", Value: float64(s.counts.limitedLookups.Load())},

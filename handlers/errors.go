@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -200,10 +201,15 @@ func (s *server) handleError(err error, c echo.Context) {
 	case http.StatusInternalServerError:
 		s.Logger.Error("request failed", "id", rid, "method", c.Request().Method, "path", c.Path(), "err", err)
 	case http.StatusServiceUnavailable:
-		if code == "draft_full" {
-			s.Logger.Warn("draft full", "id", rid, "draft", c.Param("id"))
-		} else {
-			s.Logger.Warn("storage unavailable", "id", rid, "path", c.Path(), "err", err)
+		// A flood or an outage answers thousands of these a second: count each,
+		// log one a second with how many went unlogged.
+		s.counts.unavailable.Add(1)
+		if n, ok := s.warnEvery.allow(time.Now()); ok {
+			if code == "draft_full" {
+				s.Logger.Warn("draft full", "id", rid, "draft", c.Param("id"), "unlogged_since_last", n)
+			} else {
+				s.Logger.Warn("storage unavailable", "id", rid, "path", c.Path(), "err", err, "unlogged_since_last", n)
+			}
 		}
 	}
 	var rle *rateLimitError
@@ -279,4 +285,21 @@ func detail(err error) string {
 		msg = strings.TrimPrefix(msg, p)
 	}
 	return msg
+}
+
+// logThrottle lets one line through per interval, and counts the others.
+type logThrottle struct {
+	last    atomic.Int64 // unix nanoseconds of the last line let through
+	dropped atomic.Int64
+}
+
+// allow reports whether a line may be written now, and how many were not
+// since the last one that was.
+func (l *logThrottle) allow(now time.Time) (int64, bool) {
+	last := l.last.Load()
+	if now.UnixNano()-last < int64(time.Second) || !l.last.CompareAndSwap(last, now.UnixNano()) {
+		l.dropped.Add(1)
+		return 0, false
+	}
+	return l.dropped.Swap(0), true
 }

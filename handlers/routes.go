@@ -31,11 +31,13 @@ type server struct {
 	trusted func(ip string) bool
 	probe   readinessProbe
 	counts  counters
+	// warnEvery throttles the warnings of 503 answers.
+	warnEvery logThrottle
 }
 
 // counters are the web layer's own metrics.
 type counters struct {
-	honeypot, limitedComments, limitedLookups, proofsRefused atomic.Int64
+	honeypot, limitedComments, limitedLookups, proofsRefused, unavailable atomic.Int64
 }
 
 // New returns an echo instance with every route registered, ready to serve. It

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,7 +33,9 @@ type batcher struct {
 	offsetMs atomic.Int64
 	// undelivered counts comments stored after their caller stopped waiting.
 	undelivered atomic.Int64
-	recon       *reconciler
+	// shed counts comments refused because the queue was full.
+	shed  atomic.Int64
+	recon *reconciler
 
 	once   sync.Once
 	stop   chan struct{} // closed by close: the lanes return
@@ -68,6 +71,9 @@ func newBatcher(rdb redis.UniversalClient, lanes, max int, log *slog.Logger) *ba
 	b.recon = newReconciler(rdb, &b.undelivered, log)
 	return b
 }
+
+// errBusy is a submission refused because the intake's queue is full.
+var errBusy = &unavailableError{err: errors.New("store: intake queue full")}
 
 // errClosed is a submission after the store was closed (at shutdown, after HTTP
 // stopped taking requests, so no citizen sees it).
@@ -185,21 +191,23 @@ func (b *batcher) send(batch []*call) {
 // script builds one intake script call for the comments of one draft.
 func (b *batcher) script(cs []*call, ttl, maxN, maxB, offsetMs int64) ([]string, []any) {
 	keys := append(make([]string, 0, 6+len(cs)), cs[0].keys[:]...)
-	args := make([]any, 0, 3+10*len(cs))
+	args := make([]any, 0, 3+8*len(cs))
 	args = append(args, ttl, maxN, maxB)
 	for _, c := range cs {
 		p := c.p
-		ix := 0
+		ix := "0"
 		if p.idemKey != "" {
 			keys = append(keys, p.idemKey)
-			ix = len(keys)
+			ix = strconv.Itoa(len(keys))
 		}
 		pers := ""
 		if p.personal != nil {
 			pers = string(p.personal)
 		}
-		notAfter := p.notAfter.Add(-notAfterMargin).UnixMilli() + offsetMs
-		args = append(args, p.code, p.entry, pers, p.section, ix, p.content, p.sha, p.dup, p.size, notAfter)
+		// The script compares it with Redis's time as a string: 13 digits until
+		// the year 2286.
+		notAfter := strconv.FormatInt(p.notAfter.Add(-notAfterMargin).UnixMilli()+offsetMs, 10)
+		args = append(args, p.code, p.entry, pers, ix, p.content, p.dup, p.size, notAfter)
 	}
 	return keys, args
 }
@@ -227,8 +235,12 @@ func (b *batcher) run(ctx context.Context, c *call) (outcome, error) {
 	case b.calls <- c:
 	case <-b.stop:
 		return outcome{}, errClosed
-	case <-ctx.Done():
-		return outcome{}, ctx.Err()
+	default:
+		// The queue holds what Redis takes in well under a second; past it a
+		// flash crowd is told at once to come back (503 with Retry-After), rather
+		// than queued into a wait that ends in the same answer seconds later.
+		b.shed.Add(1)
+		return outcome{}, errBusy
 	}
 	select {
 	case <-c.done:

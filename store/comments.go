@@ -159,14 +159,21 @@ func (s *Comments) Submit(ctx context.Context, sub comments.Submission) (comment
 	switch o.kind {
 	case "OK", "DONE":
 		s.issued.Add(1)
-		return comments.Receipt{Code: code, DraftID: d.ID, Section: sub.Section,
-			ReceivedAt: time.UnixMilli(o.rec.receivedMs).UTC(), SHA256: p.sha}, nil
+		at := time.UnixMilli(o.rec.receivedMs).UTC()
+		return comments.Receipt{Code: code, DraftID: d.ID, Section: sub.Section, ReceivedAt: at,
+			SHA256: comments.Digest(code, at, p.entry)}, nil
 	case "IDEM":
 		if o.content != p.content {
 			return comments.Receipt{}, comments.ErrIdempotencyMismatch
 		}
-		return comments.Receipt{Code: o.code, DraftID: d.ID, Section: o.rec.section,
-			ReceivedAt: time.UnixMilli(o.rec.receivedMs).UTC(), SHA256: o.sha}, nil
+		// The first receipt's digest covers the first attempt's entry (its code
+		// and salt differ from this one's): read it back; a retry is rare.
+		first, err := s.entry(ctx, d.ID, o.rec.entry)
+		if err != nil {
+			return comments.Receipt{}, wrap("comments: submit "+d.ID, err)
+		}
+		return comments.Receipt{Code: o.code, DraftID: d.ID, Section: first.Section,
+			ReceivedAt: first.ReceivedAt, SHA256: first.SHA256}, nil
 	}
 	switch o.reason {
 	case "WINDOW_CLOSED":
@@ -199,11 +206,12 @@ type IntakeStats struct {
 	Refused     int64 // submissions refused: invalid, or outside the window
 	Full        int64 // refused because the draft reached its storage cap
 	Undelivered int64 // stored after the caller stopped waiting: no receipt delivered
+	Shed        int64 // refused at once because the intake's queue was full
 }
 
 // Stats returns this process's intake counters.
 func (s *Comments) Stats() IntakeStats {
-	return IntakeStats{Issued: s.issued.Load(), Refused: s.refused.Load(), Full: s.full.Load(), Undelivered: s.batch.undelivered.Load()}
+	return IntakeStats{Issued: s.issued.Load(), Refused: s.refused.Load(), Full: s.full.Load(), Undelivered: s.batch.undelivered.Load(), Shed: s.batch.shed.Load()}
 }
 
 // Lookup returns the status of a receipt, or comments.ErrNotFound. It needs only the code:
@@ -231,23 +239,32 @@ func (s *Comments) Lookup(ctx context.Context, code string) (comments.ReceiptSta
 	if !ok {
 		return comments.ReceiptStatus{}, fmt.Errorf("store: comments: lookup %s: malformed record %q", code, v)
 	}
-	msgs, err := s.rdb.XRangeN(ctx, intakeStream(id), rec.entry, rec.entry, 1).Result()
+	c, err := s.entry(ctx, id, rec.entry)
 	if err != nil {
 		return comments.ReceiptStatus{}, wrap("comments: lookup "+code, err)
-	}
-	if len(msgs) != 1 {
-		return comments.ReceiptStatus{}, fmt.Errorf("store: comments: lookup %s: entry %s missing from the record", code, rec.entry)
-	}
-	c, reason := decode(id, msgs[0])
-	if reason != "" {
-		return comments.ReceiptStatus{}, fmt.Errorf("store: comments: lookup %s: %s", code, reason)
 	}
 	g, err := s.group(ctx, id, rec.entry, rec.entry)
 	if err != nil {
 		return comments.ReceiptStatus{}, wrap("comments: lookup "+code, err)
 	}
-	return comments.ReceiptStatus{Code: code, DraftID: id, Section: rec.section, Status: g.status(rec),
+	return comments.ReceiptStatus{Code: code, DraftID: id, Section: c.Section, Status: g.status(rec),
 		ReceivedAt: c.ReceivedAt, SHA256: c.SHA256}, nil
+}
+
+// entry reads one comment of the record, without its personal data.
+func (s *Comments) entry(ctx context.Context, draftID, id string) (comments.Comment, error) {
+	msgs, err := s.rdb.XRangeN(ctx, intakeStream(draftID), id, id, 1).Result()
+	if err != nil {
+		return comments.Comment{}, err
+	}
+	if len(msgs) != 1 {
+		return comments.Comment{}, fmt.Errorf("entry %s missing from the record", id)
+	}
+	c, reason := decode(draftID, msgs[0])
+	if reason != "" {
+		return comments.Comment{}, fmt.Errorf("entry %s: %s", id, reason)
+	}
+	return c, nil
 }
 
 // groupState is how far the workers' consumer group has come over a range of

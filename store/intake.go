@@ -15,10 +15,12 @@ import (
 	"consult/comments"
 )
 
-// entryVersion is the format of an intake stream entry, written in its field "v".
-// Version 2 keeps names and contacts out of the entry (see piiHash): the stream
-// is the record and is never rewritten, and personal data must be erasable.
-const entryVersion = "2"
+// entryVersion is the format of an intake stream entry, the first member of its
+// JSON. Version 2 keeps names and contacts out of the entry (see piiHash): the
+// stream is the record and is never rewritten, and personal data must be
+// erasable. An entry has the fields "c" (the JSON), "recv" (Redis's time, ms)
+// and, for a duplicate, "dup": every field costs Redis work per comment.
+const entryVersion = 2
 
 // intakeScript records a batch of comments on one draft: one script call per
 // batch and draft, so that the cost of entering Lua and of reading the window is
@@ -38,23 +40,34 @@ const entryVersion = "2"
 // Then the comment is appended to the stream without the personal fields,
 // which go to the personal-data hash under the same code, and the receipt
 // record is written. A client that already sent the same text on this draft
-// gets its comment flagged duplicate (kept and counted all the same).
+// gets its comment flagged duplicate (kept and counted all the same). A
+// comment's received time is its entry id's milliseconds: Redis's clock, kept
+// from going backwards by the stream.
+//
+// Redis spends a comment's cost here mostly per redis.call and per string or
+// number Lua makes (measured with callgrind), so apart from the one XADD per
+// comment the script works on the whole batch at once: one HMGET of every
+// code's record, one SMISMEMBER and one SADD of the duplicate hashes, one HSET
+// of the records and one of the personal data. It keeps Redis's time as a
+// string and compares times as strings (both are 13-digit milliseconds).
 //
 //	KEYS[1] draft hash, KEYS[2] intake stream, KEYS[3] receipts hash,
 //	KEYS[4] personal-data hash, KEYS[5] counts hash, KEYS[6] duplicates set,
 //	KEYS[7…] the idempotency keys of the comments that have one
 //	ARGV[1] idempotency TTL (s), ARGV[2] default max comments, ARGV[3] default
-//	max bytes (0 = no cap; ARGV[2] = -1: caps off), then per comment, 10 each:
-//	code, entry JSON, personal JSON ("" = none), section, idempotency KEYS index
-//	(0 = none), content hash, sha256, duplicate hash ("" = unknown client), size
-//	(bytes counted against the cap), not-after (Redis ms)
-//	returns {now ms, then two items per comment (flat: nested tables cost
-//	Redis a conversion each)}: "OK", record | "DONE", record |
-//	"IDEM", {code, record, sha256, content hash} | "ERR", "NOT_FOUND" |
-//	"WINDOW_NOT_OPEN" | "WINDOW_CLOSED" | "LATE" | "FULL"
+//	max bytes (0 = no cap; ARGV[2] = -1: caps off, and bytes are not counted),
+//	then per comment, 8 each: code, entry JSON, personal JSON ("" = none),
+//	idempotency KEYS index ("0" = none), content hash, duplicate hash
+//	("" = unknown client), size (bytes counted against the cap), not-after
+//	(Redis ms, 13 digits)
+//	returns {now ms, one item per comment}: the new entry's id (stored now: the
+//	common case, one string) | {"DONE", record} | {"IDEM", code, record,
+//	content hash} | {"ERR", "NOT_FOUND" | "WINDOW_NOT_OPEN" |
+//	"WINDOW_CLOSED" | "LATE" | "FULL"}
 var intakeScript = redis.NewScript(`
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nows = t[1] .. string.sub(string.format('%06d', t[2]), 1, 3)
+local now = tonumber(nows)
 local w = redis.call('HMGET', KEYS[1], 'opens_ms', 'closes_ms', 'max_comments', 'max_bytes')
 local refuse = nil
 if not w[1] then refuse = 'NOT_FOUND'
@@ -65,64 +78,82 @@ local maxN = tonumber(w[3] or '0') or 0
 if maxN == 0 then maxN = tonumber(ARGV[2]) end
 local maxB = tonumber(w[4] or '0') or 0
 if maxB == 0 then maxB = tonumber(ARGV[3]) end
--- One read of every code's record, one write of the new ones, one of the
--- personal data: each redis.call costs about as much as the command itself.
 local codes = {}
-for i = 4, #ARGV, 10 do codes[#codes+1] = ARGV[i] end
+for i = 4, #ARGV, 8 do codes[#codes+1] = ARGV[i] end
 local prev = redis.call('HMGET', KEYS[3], unpack(codes))
-local n, bytes, added = nil, 0, 0
-local recs, pers = {}, {}
 local out = {now}
+-- First pass: what each comment gets; those to store are listed in keep.
+local keep, dups = {}, {}
+local n, bytes, added = nil, 0, 0
 for k = 1, #codes do
-  local i = 4 + (k - 1) * 10
-  local code, size = ARGV[i], tonumber(ARGV[i+8])
-  local ix = tonumber(ARGV[i+4])
-  local idem = ix > 0 and KEYS[ix]
-  local first = idem and redis.call('HMGET', idem, 'code', 'rec', 'sha', 'ch')
+  local i = 4 + (k - 1) * 8
+  local idem = ARGV[i+3] ~= '0' and KEYS[tonumber(ARGV[i+3])]
+  local first = idem and redis.call('HMGET', idem, 'code', 'rec', 'ch')
   if prev[k] then
-    out[#out+1] = 'DONE'; out[#out+1] = prev[k]
+    out[k+1] = {'DONE', prev[k]}
   elseif first and first[1] then
-    out[#out+1] = 'IDEM'; out[#out+1] = first
+    out[k+1] = {'IDEM', first[1], first[2], first[3]}
   elseif refuse then
-    out[#out+1] = 'ERR'; out[#out+1] = refuse
-  elseif now > tonumber(ARGV[i+9]) then
-    out[#out+1] = 'ERR'; out[#out+1] = 'LATE'
+    out[k+1] = {'ERR', refuse}
+  elseif nows > ARGV[i+7] then
+    out[k+1] = {'ERR', 'LATE'}
   else
-    if capsOn and not n then
-      n = redis.call('XLEN', KEYS[2])
-      bytes = tonumber(redis.call('HGET', KEYS[5], 'bytes') or '0')
+    local size = 0
+    if capsOn then
+      size = tonumber(ARGV[i+6])
+      if not n then
+        n = redis.call('XLEN', KEYS[2])
+        bytes = tonumber(redis.call('HGET', KEYS[5], 'bytes') or '0')
+      end
     end
     if capsOn and ((maxN > 0 and n >= maxN) or (maxB > 0 and bytes + size > maxB)) then
-      out[#out+1] = 'ERR'; out[#out+1] = 'FULL'
+      out[k+1] = {'ERR', 'FULL'}
     else
-      local id
-      if ARGV[i+7] ~= '' and redis.call('SADD', KEYS[6], ARGV[i+7]) == 0 then
-        id = redis.call('XADD', KEYS[2], '*', 'v', '2', 'code', code, 'recv', now, 'c', ARGV[i+1], 'dup', '1')
-      else
-        id = redis.call('XADD', KEYS[2], '*', 'v', '2', 'code', code, 'recv', now, 'c', ARGV[i+1])
-      end
-      local rec = 'q|' .. id .. '|' .. now .. '|' .. ARGV[i+3]
-      recs[#recs+1] = code
-      recs[#recs+1] = rec
-      if ARGV[i+2] ~= '' then
-        pers[#pers+1] = code
-        pers[#pers+1] = ARGV[i+2]
-      end
-      if idem then
-        redis.call('HSET', idem, 'code', code, 'rec', rec, 'sha', ARGV[i+6], 'ch', ARGV[i+5])
-        redis.call('EXPIRE', idem, ARGV[1])
-      end
+      keep[#keep+1] = k
+      if ARGV[i+5] ~= '' then dups[#dups+1] = ARGV[i+5] end
       if n then n = n + 1 end
       bytes = bytes + size
       added = added + size
-      out[#out+1] = 'OK'; out[#out+1] = rec
     end
   end
 end
-if #recs > 0 then
-  redis.call('HSET', KEYS[3], unpack(recs))
-  redis.call('HINCRBY', KEYS[5], 'bytes', added)
+if #keep == 0 then return out end
+-- Duplicates: seen before this batch, or earlier in it.
+local seen = {}
+if #dups > 0 then
+  local before = redis.call('SMISMEMBER', KEYS[6], unpack(dups))
+  for j = 1, #dups do
+    if before[j] == 1 then seen[dups[j]] = true end
+  end
+  redis.call('SADD', KEYS[6], unpack(dups))
 end
+-- Second pass: append and record.
+local recs, pers = {}, {}
+for _, k in ipairs(keep) do
+  local i = 4 + (k - 1) * 8
+  local code, dk = ARGV[i], ARGV[i+5]
+  local id
+  if dk ~= '' and seen[dk] then
+    id = redis.call('XADD', KEYS[2], '*', 'c', ARGV[i+1], 'dup', '1')
+  else
+    id = redis.call('XADD', KEYS[2], '*', 'c', ARGV[i+1])
+    if dk ~= '' then seen[dk] = true end
+  end
+  recs[#recs+1] = code
+  recs[#recs+1] = id
+  if ARGV[i+2] ~= '' then
+    pers[#pers+1] = code
+    pers[#pers+1] = ARGV[i+2]
+  end
+  if ARGV[i+3] ~= '0' then
+    local idem = KEYS[tonumber(ARGV[i+3])]
+    redis.call('HSET', idem, 'code', code, 'rec', id, 'ch', ARGV[i+4])
+    redis.call('EXPIRE', idem, ARGV[1])
+  end
+  out[k+1] = id
+end
+redis.call('HSET', KEYS[3], unpack(recs))
+if capsOn then redis.call('HINCRBY', KEYS[5], 'bytes', added) end
 if #pers > 0 then redis.call('HSET', KEYS[4], unpack(pers)) end
 return out
 `)
@@ -134,7 +165,11 @@ return out
 // receipt's digest detects a changed name or contact while they exist, and
 // breaks no hash once they are erased (with the salt).
 type entry struct {
-	DraftID     string            `json:"draft_id"` // first: check() reads it as a prefix
+	// V, Code and DraftID come first, in this order: check() reads them as a
+	// prefix, without decoding.
+	V           int               `json:"v"`
+	Code        string            `json:"code"`
+	DraftID     string            `json:"draft_id"`
 	Section     string            `json:"section"`
 	Body        string            `json:"body"`
 	Category    comments.Category `json:"category"`
@@ -167,10 +202,8 @@ type pending struct {
 	code     string
 	entry    []byte
 	personal []byte // nil when the commenter left neither name nor contact
-	section  string
 	idemKey  string // the Redis key; "" for none
 	content  string // the idempotency check's hash of what the citizen sent
-	sha      string
 	dup      string // "" when the client is unknown
 	size     int
 	notAfter time.Time // in this process's clock; converted to Redis's at send
@@ -178,8 +211,8 @@ type pending struct {
 
 // newPending prepares a normalized, validated submission for the script.
 func newPending(sub comments.Submission, code string) (*pending, error) {
-	e := entry{DraftID: sub.DraftID, Section: sub.Section, Body: sub.Body, Category: sub.Category, PublishName: sub.PublishName}
-	p := &pending{code: code, section: sub.Section, size: len(sub.Body) + len(sub.Name) + len(sub.Contact)}
+	e := entry{V: entryVersion, Code: code, DraftID: sub.DraftID, Section: sub.Section, Body: sub.Body, Category: sub.Category, PublishName: sub.PublishName}
+	p := &pending{code: code, size: len(sub.Body) + len(sub.Name) + len(sub.Contact)}
 	if sub.Name != "" || sub.Contact != "" {
 		pd := personal{Name: sub.Name, Contact: sub.Contact, Salt: rand.Text()}
 		e.PC = commitment(pd)
@@ -194,7 +227,6 @@ func newPending(sub comments.Submission, code string) (*pending, error) {
 		return nil, err
 	}
 	p.entry = b
-	p.sha = comments.Digest(code, b)
 	if sub.IdempotencyKey != "" {
 		// A retry with the same idempotency key must repeat the same comment; its
 		// code and salt differ on each attempt, so the check covers what the
@@ -219,71 +251,80 @@ type outcome struct {
 	reason  string // for ERR
 	code    string // for IDEM: the first receipt's code
 	rec     record
-	sha     string // for IDEM
 	content string // for IDEM
 }
 
-// record is a receipt record, the receipts hash's value for a code:
-// "q|<entry id>|<received ms>|<section>", "r|…" once dead-lettered.
+// record is a receipt record, the receipts hash's value for a code: the
+// comment's entry id, "r|<entry id>" once dead-lettered. The section and the
+// rest are in the entry; the received time is the id's milliseconds.
 type record struct {
 	rejected   bool
 	entry      string
 	receivedMs int64
-	section    string
 }
 
 func parseRecord(v string) (record, bool) {
-	f := strings.SplitN(v, "|", 4)
-	if len(f) != 4 || (f[0] != "q" && f[0] != "r") {
-		return record{}, false
-	}
-	ms, err := strconv.ParseInt(f[2], 10, 64)
-	if err != nil || !validStreamID(f[1]) {
-		return record{}, false
-	}
-	return record{rejected: f[0] == "r", entry: f[1], receivedMs: ms, section: f[3]}, true
+	id, rejected := strings.CutPrefix(v, "r|")
+	ms, ok := entryTime(id)
+	return record{rejected: rejected, entry: id, receivedMs: ms}, ok
+}
+
+// entryTime is when Redis received an entry: its id's milliseconds.
+func entryTime(id string) (int64, bool) {
+	msPart, seq, found := strings.Cut(id, "-")
+	ms, err1 := strconv.ParseInt(msPart, 10, 64)
+	_, err2 := strconv.ParseUint(seq, 10, 64)
+	return ms, found && err1 == nil && err2 == nil
 }
 
 // parseIntake reads the script's reply: Redis's time and one outcome per comment.
 func parseIntake(v any, n int) (int64, []outcome, error) {
 	top, ok := v.([]any)
-	if !ok || len(top) != 2*n+1 {
-		return 0, nil, fmt.Errorf("intake reply: want %d items, got %T %v", 2*n+1, v, v)
+	if !ok || len(top) != n+1 {
+		return 0, nil, fmt.Errorf("intake reply: want %d items, got %T %v", n+1, v, v)
 	}
 	now, ok := top[0].(int64)
 	if !ok {
 		return 0, nil, fmt.Errorf("intake reply: time is %T", top[0])
 	}
 	outs := make([]outcome, n)
-	for i := range outs {
-		kind, _ := top[1+2*i].(string)
-		val := top[2+2*i]
-		s, _ := val.(string)
-		o := outcome{kind: kind}
-		switch kind {
-		case "ERR":
-			o.reason = s
-			ok = s != ""
-		case "OK", "DONE":
-			o.rec, ok = parseRecord(s)
-		case "IDEM":
-			f, _ := val.([]any)
-			ok = len(f) == 4
-			if ok {
-				var rec string
-				o.code, _ = f[0].(string)
-				rec, _ = f[1].(string)
-				o.sha, _ = f[2].(string)
-				o.content, _ = f[3].(string)
-				o.rec, ok = parseRecord(rec)
-			}
-		default:
-			ok = false
+	for i, x := range top[1:] {
+		if id, isID := x.(string); isID {
+			var rec record
+			rec, ok = parseRecord(id)
+			outs[i] = outcome{kind: "OK", rec: rec}
+		} else {
+			outs[i], ok = parseOutcome(x)
 		}
 		if !ok {
-			return 0, nil, fmt.Errorf("intake reply %d: %v %v", i, kind, val)
+			return 0, nil, fmt.Errorf("intake reply %d: %v", i, x)
 		}
-		outs[i] = o
 	}
 	return now, outs, nil
+}
+
+// parseOutcome reads one of the script's replies that is not a new entry.
+func parseOutcome(x any) (outcome, bool) {
+	f, _ := x.([]any)
+	s := make([]string, len(f))
+	for j, y := range f {
+		s[j], _ = y.(string)
+	}
+	if len(s) < 2 {
+		return outcome{}, false
+	}
+	o := outcome{kind: s[0]}
+	ok := true
+	switch {
+	case o.kind == "ERR":
+		o.reason = s[1]
+	case o.kind == "DONE" && len(s) == 2:
+		o.rec, ok = parseRecord(s[1])
+	case o.kind == "IDEM" && len(s) == 4:
+		o.code, o.content = s[1], s[3]
+		o.rec, ok = parseRecord(s[2])
+	default:
+		ok = false
+	}
+	return o, ok
 }

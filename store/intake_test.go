@@ -96,7 +96,7 @@ func TestPersonalDataApart(t *testing.T) {
 		t.Fatalf("%d entries", len(msgs))
 	}
 	raw := fmt.Sprint(msgs[0].Values)
-	if strings.Contains(raw, name) || strings.Contains(raw, contact) || msgs[0].Values["v"] != entryVersion {
+	if code, _, reason := check(d.ID, msgs[0]); strings.Contains(raw, name) || strings.Contains(raw, contact) || code != r.Code || reason != "" {
 		t.Fatalf("stream entry %s: personal data inside, or no version", raw)
 	}
 	cs, _, err := s.Page(ctx, d.ID, "", 10)
@@ -279,7 +279,11 @@ func TestStallStoresEachCommentOnce(t *testing.T) {
 	}
 	inStream := map[string]int{}
 	for _, m := range msgs {
-		inStream[m.Values["code"].(string)]++
+		code, _, reason := check(d.ID, m)
+		if reason != "" {
+			t.Fatalf("entry %s: %s", m.ID, reason)
+		}
+		inStream[code]++
 	}
 	doubled := 0
 	for code, k := range inStream {
@@ -314,5 +318,25 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 			t.Fatalf("condition not met within %v", d)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestFullQueueSheds: with the queue full, a comment is refused at once as
+// unavailable (503 upstream), not queued into a wait.
+func TestFullQueueSheds(t *testing.T) {
+	b := newBatcher(nil, 1, 1, nil) // lanes never started: nothing drains the queue
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first := make(chan error, 1)
+	go func() { _, err := b.run(ctx, &call{p: &pending{}}); first <- err }()
+	waitFor(t, 5*time.Second, func() bool { return len(b.calls) == 1 })
+	start := time.Now()
+	_, err := b.run(ctx, &call{p: &pending{}})
+	if !errors.Is(err, ErrUnavailable) || time.Since(start) > time.Second || b.shed.Load() != 1 {
+		t.Fatalf("second call: %v after %v, shed %d", err, time.Since(start), b.shed.Load())
+	}
+	cancel()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("first call: %v", err)
 	}
 }

@@ -15,8 +15,8 @@ func draftHash(id string) string { return "consult:{" + id + "}:draft" }
 // received them. Entries are acknowledged once settled but never trimmed.
 func intakeStream(id string) string { return "consult:{" + id + "}:intake" }
 
-// receiptsHash maps a receipt code to its record (see parseRecord):
-// "q|<entry id>|<received ms>|<section>", or "r|…" once dead-lettered.
+// receiptsHash maps a receipt code to its record (see parseRecord): the
+// comment's entry id, or "r|<entry id>" once dead-lettered.
 func receiptsHash(id string) string { return "consult:{" + id + "}:receipts" }
 
 // piiHash maps a receipt code to the commenter's name and contact (JSON, with

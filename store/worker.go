@@ -43,8 +43,8 @@ var deadScript = redis.NewScript(`
 if redis.call('XACK', KEYS[4], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[3], 'rejected', 1)
 local cur = ARGV[3] ~= '' and redis.call('HGET', KEYS[2], ARGV[3])
-if cur and string.sub(cur, 1, 2) == 'q|' then
-  redis.call('HSET', KEYS[2], ARGV[3], 'r' .. string.sub(cur, 2))
+if cur and string.sub(cur, 1, 2) ~= 'r|' then
+  redis.call('HSET', KEYS[2], ARGV[3], 'r|' .. cur)
 end
 redis.call('XADD', KEYS[1], '*', 'entry', ARGV[2], 'code', ARGV[3], 'reason', ARGV[4], 'fields', ARGV[5])
 return 1
@@ -276,25 +276,28 @@ func (w *Worker) process(ctx context.Context, id string, msgs []redis.XMessage) 
 // check says whether a stream entry is a comment the intake wrote, cheaply: the
 // intake built it, so a full decode belongs to reading, not to every settlement.
 func check(draftID string, m redis.XMessage) (code string, receivedMs int64, reason string) {
-	if v, _ := m.Values["v"].(string); v != entryVersion {
-		return "", 0, fmt.Sprintf("malformed entry: format version %q, want %s", v, entryVersion)
-	}
-	code, _ = m.Values["code"].(string)
 	payload, _ := m.Values["c"].(string)
-	recv, _ := m.Values["recv"].(string)
-	ms, err := strconv.ParseInt(recv, 10, 64)
-	if code == "" || payload == "" || err != nil {
-		return "", 0, "malformed entry: missing code, comment or receive time"
+	ms, ok := entryTime(m.ID)
+	if payload == "" || !ok {
+		return "", 0, "malformed entry: no comment"
 	}
+	// Not a full JSON check: the intake wrote it, and reading decodes it anyway.
+	rest, ok := strings.CutPrefix(payload, entryPrefix)
+	if !ok {
+		return "", 0, "malformed entry: not a comment of format version " + strconv.Itoa(entryVersion)
+	}
+	code, rest, _ = strings.Cut(rest, `"`)
 	if _, _, ok := comments.ParseCode(code); !ok {
 		return "", 0, "malformed entry: bad receipt code"
 	}
-	// Not a full JSON check: the intake wrote it, and reading decodes it anyway.
-	if !strings.HasPrefix(payload, `{"draft_id":"`+draftID+`"`) {
+	if !strings.HasPrefix(rest, `,"draft_id":"`+draftID+`"`) {
 		return "", 0, "malformed entry: comment JSON not for this draft"
 	}
 	return code, ms, ""
 }
+
+// entryPrefix starts every entry's JSON (see entry).
+var entryPrefix = `{"v":` + strconv.Itoa(entryVersion) + `,"code":"`
 
 // decode turns a stream entry into a comment, without its personal data (kept
 // apart: see piiHash), or says why it cannot be one.
@@ -312,12 +315,12 @@ func decode(draftID string, m redis.XMessage) (comments.Comment, string) {
 	// The digest is not stored: it is a function of what is (see comments.Digest).
 	return comments.Comment{Code: code, Entry: m.ID, DraftID: e.DraftID, Section: e.Section, Body: e.Body,
 		Category: e.Category, PublishName: e.PublishName, ReceivedAt: time.UnixMilli(ms).UTC(),
-		SHA256: comments.Digest(code, []byte(payload)), Duplicate: dup == "1"}, ""
+		SHA256: comments.Digest(code, time.UnixMilli(ms), []byte(payload)), Duplicate: dup == "1"}, ""
 }
 
 func (w *Worker) dead(ctx context.Context, id string, m redis.XMessage, reason string) error {
 	fields, _ := json.Marshal(m.Values)
-	code, _ := m.Values["code"].(string)
+	code, _, _ := check(id, m)
 	keys := []string{deadStream(id), receiptsHash(id), countsHash(id), intakeStream(id)}
 	n, err := deadScript.Run(ctx, w.rdb, keys, group, m.ID, code, reason, fields).Int()
 	if err != nil {

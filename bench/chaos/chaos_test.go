@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/jordan-wright/email"
 
+	"consult/bench/internal/child"
 	"consult/internal/redisproc"
 	"consult/internal/smtptest"
 )
@@ -92,7 +91,7 @@ func logTails(dir string, n int) string {
 	var b strings.Builder
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("consultd-%d", i)
-		fmt.Fprintf(&b, "\n--- %s.log (end):\n%s", name, tailFile(filepath.Join(dir, name+".log"), 2000))
+		fmt.Fprintf(&b, "\n--- %s.log (end):\n%s", name, child.Tail(filepath.Join(dir, name+".log"), 2000))
 	}
 	return b.String()
 }
@@ -181,59 +180,6 @@ func TestDoubleString(t *testing.T) {
 	}
 }
 
-func TestReplaceSection(t *testing.T) {
-	const sec = sectionBegin + "\nnew\n" + sectionEnd + "\n"
-	tests := []struct {
-		name, doc, want string
-		wantErr         bool
-	}{
-		{name: "no file", doc: "", want: sec},
-		{name: "appended", doc: "# Results\n\ntable\n", want: "# Results\n\ntable\n\n" + sec},
-		{name: "appended after a last line without newline", doc: "# Results", want: "# Results\n\n" + sec},
-		{
-			name: "replaced in the middle, the rest untouched",
-			doc:  "# Results\n\n" + sectionBegin + "\nold\nold\n" + sectionEnd + "\n\n## After\nkept\n",
-			want: "# Results\n\n" + sec + "\n## After\nkept\n",
-		},
-		{
-			name: "replaced at the end without a final newline",
-			doc:  "a\n" + sectionBegin + "\nold\n" + sectionEnd,
-			want: "a\n" + sec,
-		},
-		{
-			name: "CRLF lines around it are kept",
-			doc:  "a\r\n" + sectionBegin + "\r\nold\r\n" + sectionEnd + "\r\nb\r\n",
-			want: "a\r\n" + sec + "b\r\n",
-		},
-		{name: "a begin line without an end", doc: "a\n" + sectionBegin + "\nold\n", wantErr: true},
-		{name: "an end line before the begin line only", doc: sectionEnd + "\n" + sectionBegin + "\n", wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := replaceSection(tt.doc, sec)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err = %v, want an error: %v", err, tt.wantErr)
-			}
-			if got != tt.want {
-				t.Errorf("got\n%q\nwant\n%q", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestWriteSectionTwice(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "RESULTS.md")
-	for _, body := range []string{"first", "second"} {
-		if err := writeSection(path, sectionBegin+"\n"+body+"\n"+sectionEnd+"\n"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, _ := os.ReadFile(path)
-	if want := sectionBegin + "\nsecond\n" + sectionEnd + "\n"; string(got) != want {
-		t.Errorf("after two writes:\n%q\nwant\n%q", got, want)
-	}
-}
-
 // TestDigestCSV reads a digest as jordan-wright/email, consult's sender, writes
 // it, with notify's CSV header.
 func TestDigestCSV(t *testing.T) {
@@ -313,16 +259,6 @@ func TestPlan(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestMetricValue(t *testing.T) {
-	text := "# HELP x\n# TYPE " + undeliveredMetric + " counter\n" + undeliveredMetric + "_other 9\n" + undeliveredMetric + " 12\n"
-	if v, ok := metricValue(bytes.NewBufferString(text), undeliveredMetric); !ok || v != 12 {
-		t.Errorf("metricValue = %v, %v; want 12, true", v, ok)
-	}
-	if _, ok := metricValue(bytes.NewBufferString("consult_comments_accepted_total 3\n"), undeliveredMetric); ok {
-		t.Error("found a metric that is not there")
 	}
 }
 

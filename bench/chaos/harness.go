@@ -1,22 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
-	"consult/internal/redisproc"
+	"consult/bench/internal/child"
+	"consult/bench/internal/consultd"
 	"consult/internal/smtptest"
 )
 
@@ -80,17 +74,17 @@ func run(ctx context.Context, cfg config) (*outcome, error) {
 	}
 	defer rs.stop() // deferred first, so it runs last: after every replica stopped
 
-	token := randomHex(16)
+	token := consultd.NewToken()
 	replicas := make([]*replica, cfg.Replicas)
 	for i := range replicas {
-		addr, err := freeAddr()
+		addr, err := child.FreeAddr()
 		if err != nil {
 			return nil, err
 		}
 		name := fmt.Sprintf("consultd-%d", i+1)
 		replicas[i] = &replica{
 			name: name, addr: addr, bin: cfg.Consultd, logPath: filepath.Join(cfg.Dir, name+".log"),
-			env: childEnv(
+			env: consultd.Env(
 				"CONSULT_ADDR="+addr, "DATA_DIR="+filepath.Join(cfg.Dir, name), "REDIS_URL=redis://"+rs.addr()+"/0",
 				"SMTP_URL=smtp://"+cfg.Mail.Addr, "MAIL_FROM=consult@chaos.example.gov.cn",
 				"CONSULT_ADMIN_TOKEN="+token, "CONSULT_DEMO=false", "CONSULT_DIGEST_RETRY=1s", "CONSULT_LOG_LEVEL=warn",
@@ -117,9 +111,13 @@ func run(ctx context.Context, cfg config) (*outcome, error) {
 	// The window stays open for the load, the last retries and their timeout, and
 	// a margin: a comment refused as late would be a failure of the harness.
 	o.ClosesAt = time.Now().Add(cfg.Load.For + cfg.Load.RetryFor + cfg.Load.Timeout + 2*time.Second)
-	section, err := createDraft(ctx, replicas[0].base(), token, o.ClosesAt)
+	section, err := consultd.CreateDraft(ctx, replicas[0].base(), token, consultd.Draft{
+		ID: draftID, Title: "故障演练用规章草案", Summary: "在进程崩溃、Redis 重启和停顿下检验意见不丢不重。",
+		Text:     "第一章 总则\n第一条 为了规范公开征求意见工作，制定本办法。\n第二条 本办法适用于本市行政机关起草的规章草案。\n",
+		ClosesAt: o.ClosesAt, Recipients: recipients,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("%w; %s's log:\n%s", err, replicas[0].name, tailFile(replicas[0].logPath, 1500))
+		return nil, fmt.Errorf("%w; %s's log:\n%s", err, replicas[0].name, child.Tail(replicas[0].logPath, 1500))
 	}
 
 	targets := make([]string, len(replicas))
@@ -167,70 +165,14 @@ func run(ctx context.Context, cfg config) (*outcome, error) {
 	return o, nil
 }
 
-// createDraft creates the draft the load comments on, through the admin API as a
-// bureau would, open from an hour ago until closes, and returns the anchor of its
-// first article.
-func createDraft(ctx context.Context, base, token string, closes time.Time) (string, error) {
-	in, _ := json.Marshal(map[string]any{
-		"id": draftID, "title": "故障演练用规章草案", "bureau": "司法局", "kind": "rule",
-		"summary":           "在进程崩溃、Redis 重启和停顿下检验意见不丢不重。",
-		"text":              "第一章 总则\n第一条 为了规范公开征求意见工作，制定本办法。\n第二条 本办法适用于本市行政机关起草的规章草案。\n",
-		"closes_at":         closes.Format(time.RFC3339Nano),
-		"digest_recipients": recipients,
-	})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/drafts", bytes.NewReader(in))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("create the draft: %w", err)
-	}
-	out, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusCreated {
-		return "", fmt.Errorf("create the draft: %d %s", res.StatusCode, bytes.TrimSpace(out))
-	}
-	var d struct {
-		Sections []struct {
-			Anchor string `json:"anchor"`
-		} `json:"sections"`
-	}
-	if err := json.Unmarshal(out, &d); err != nil {
-		return "", fmt.Errorf("create the draft: %w", err)
-	}
-	if len(d.Sections) == 0 {
-		return "", errors.New("create the draft: it has no sections")
-	}
-	return d.Sections[min(1, len(d.Sections)-1)].Anchor, nil
-}
-
 // commentJSON is one citizen's comment with the submission's marker in the body.
 // The marker also keeps the texts apart: every client here has the same address,
 // and consult flags a text one client sent before as a duplicate.
 func commentJSON(section, marker string) []byte {
-	b, _ := json.Marshal(map[string]any{
-		"section": section, "category": "individual", "name": "张三", "contact": "zhangsan@example.cn",
-		"body": marker + " 建议在第一条中明确本办法的适用范围，对于涉及群众切身利益的事项，应当在作出决定前充分听取公众意见，" +
-			"并在规定期限内公开意见采纳情况及理由。",
-	})
+	body := marker + " 建议在第一条中明确本办法的适用范围，对于涉及群众切身利益的事项，应当在作出决定前充分听取公众意见，" +
+		"并在规定期限内公开意见采纳情况及理由。"
+	b, _ := json.Marshal(consultd.NewComment(section, body))
 	return b
-}
-
-func freeAddr() (string, error) {
-	p, err := redisproc.FreePort()
-	if err != nil {
-		return "", err
-	}
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // receipts counts the submissions that got a receipt.

@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"time"
 
+	"consult/bench/internal/consultd"
+	"consult/bench/internal/results"
 	"consult/internal/redisproc"
 )
 
@@ -101,17 +103,14 @@ func main() {
 }
 
 func runCommand(ctx context.Context, o options) int {
-	root, err := moduleRoot()
+	root, err := consultd.ModuleRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 		return 2
 	}
-	bin := o.Consultd
-	if !filepath.IsAbs(bin) {
-		bin = filepath.Join(root, bin)
-	}
-	if st, err := os.Stat(bin); err != nil || st.IsDir() {
-		fmt.Fprintf(os.Stderr, "chaos: %s not found: run `make build` first (`make chaos` does)\n", bin)
+	bin, err := consultd.Binary(root, o.Consultd, "make chaos")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chaos:", err)
 		return 2
 	}
 	redisBin, err := redisproc.Find("")
@@ -164,7 +163,7 @@ func runCommand(ctx context.Context, o options) int {
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(root, path)
 		}
-		if err := writeSection(path, f.markdown()); err != nil {
+		if err := results.WriteSection(path, "chaos", f.markdown()); err != nil {
 			fmt.Fprintln(os.Stderr, "chaos:", err)
 			return 1
 		}
@@ -174,22 +173,6 @@ func runCommand(ctx context.Context, o options) int {
 		return 1
 	}
 	return 0
-}
-
-// moduleRoot is the directory of consult's go.mod, from the working directory up.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && strings.HasPrefix(strings.TrimSpace(string(b)), "module consult\n") {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("run it inside the consult module (no go.mod of module consult above %s)", dir)
-		}
-	}
 }
 
 // gitDescribe names the commit the working tree is at, "-dirty" when it has

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"io"
-	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"consult/bench/internal/consultd"
 )
 
 // undeliveredMetric counts, in each consultd process, the comments it stored
@@ -23,7 +20,6 @@ const undeliveredMetric = "consult_comments_stored_undelivered_total"
 type undeliveredScraper struct {
 	replicas []*replica
 	every    time.Duration
-	hc       *http.Client
 
 	mu      sync.Mutex
 	last    map[lifeKey]float64
@@ -36,8 +32,7 @@ type lifeKey struct {
 }
 
 func newUndeliveredScraper(rs []*replica) *undeliveredScraper {
-	return &undeliveredScraper{replicas: rs, every: 500 * time.Millisecond,
-		hc: &http.Client{Timeout: time.Second}, last: map[lifeKey]float64{}}
+	return &undeliveredScraper{replicas: rs, every: 500 * time.Millisecond, last: map[lifeKey]float64{}}
 }
 
 // Run scrapes every replica that is up until ctx ends.
@@ -60,7 +55,10 @@ func (s *undeliveredScraper) Run(ctx context.Context) {
 func (s *undeliveredScraper) scrapeAll(ctx context.Context) {
 	for _, r := range s.replicas {
 		c, life := r.current()
-		if c == nil || c.exited() {
+		if c == nil {
+			continue
+		}
+		if done, _ := c.Exited(); done {
 			continue
 		}
 		v, ok := s.scrape(ctx, r.base())
@@ -77,19 +75,16 @@ func (s *undeliveredScraper) scrapeAll(ctx context.Context) {
 }
 
 func (s *undeliveredScraper) scrape(ctx context.Context, base string) (float64, bool) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	// A second at most: a replica held up by a stalled Redis must not hold up the
+	// scrapes of the others for long.
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	m, err := consultd.Metrics(ctx, base)
 	if err != nil {
 		return 0, false
 	}
-	res, err := s.hc.Do(req)
-	if err != nil {
-		return 0, false
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return 0, false
-	}
-	return metricValue(res.Body, undeliveredMetric)
+	v, ok := m[undeliveredMetric]
+	return v, ok
 }
 
 // total is the sum over every life of every replica, and whether any consultd
@@ -102,18 +97,4 @@ func (s *undeliveredScraper) total() (int64, bool) {
 		n += v
 	}
 	return int64(n), s.present
-}
-
-// metricValue reads one unlabelled sample from Prometheus text.
-func metricValue(r io.Reader, name string) (float64, bool) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 2 || f[0] != name {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[1], 64)
-		return v, err == nil
-	}
-	return 0, false
 }

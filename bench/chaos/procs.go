@@ -4,17 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"consult/bench/internal/child"
 	"consult/internal/redisproc"
 )
 
@@ -129,65 +126,6 @@ func (s *redisServer) resumeLocked() {
 // stop ends the server for good, at the end of the run or on Ctrl-C.
 func (s *redisServer) stop() { s.kill(true) }
 
-// child is one run of a server process the harness started.
-type child struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
-}
-
-// startChild runs bin with env, appending its output to logPath: a replica's
-// log then holds every life it had, with a line from the harness between them.
-// The child gets its own process group, so that a Ctrl-C on the terminal reaches
-// only the harness, which then stops its children in order; Pdeathsig stops the
-// child if the harness itself is killed.
-func startChild(logPath string, env []string, bin string, args ...string) (*child, error) {
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(logf, "--- chaos: started %s at %s\n", bin, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(bin, args...)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	c := &child{cmd: cmd, done: make(chan struct{})}
-	go func() { c.err = cmd.Wait(); logf.Close(); close(c.done) }()
-	return c, nil
-}
-
-func (c *child) exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (c *child) kill() {
-	_ = c.cmd.Process.Kill()
-	<-c.done
-}
-
-// stop asks the child to shut down and kills it if it has not within 20 s
-// (consultd's own shutdown allows itself 20 s).
-func (c *child) stop() {
-	if c.exited() {
-		return
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(20 * time.Second):
-		c.kill()
-	}
-}
-
 // replica is one consultd: its address, data directory and log stay the same
 // across the restarts the faults make, as for a process under a supervisor.
 type replica struct {
@@ -198,14 +136,14 @@ type replica struct {
 	logPath string
 
 	mu    sync.Mutex
-	proc  *child // nil while down
-	lives int    // how many times it was started: a new life resets its counters
+	proc  *child.Process // nil while down
+	lives int            // how many times it was started: a new life resets its counters
 }
 
 func (r *replica) base() string { return "http://" + r.addr }
 
 // current returns the running process and its life, or nil while down.
-func (r *replica) current() (*child, int) {
+func (r *replica) current() (*child.Process, int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.proc, r.lives
@@ -218,40 +156,15 @@ func (r *replica) start(ctx context.Context) error {
 		r.mu.Unlock()
 		return fmt.Errorf("%s is already running", r.name)
 	}
-	c, err := startChild(r.logPath, r.env, r.bin)
+	c, err := child.Start(r.name, r.logPath, r.env, r.bin)
 	if err != nil {
 		r.mu.Unlock()
-		return fmt.Errorf("%s: %w", r.name, err)
+		return err
 	}
 	r.proc = c
 	r.lives++
 	r.mu.Unlock()
-	return r.waitHealthy(ctx, c)
-}
-
-func (r *replica) waitHealthy(ctx context.Context, c *child) error {
-	hc := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.base()+"/healthz", nil)
-		if res, err := hc.Do(req); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		if c.exited() {
-			return fmt.Errorf("%s exited at start (%v); its log:\n%s", r.name, c.err, tailFile(r.logPath, 1500))
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not answer /healthz within 20 s; its log:\n%s", r.name, tailFile(r.logPath, 1500))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return c.WaitHTTP(ctx, r.base()+"/healthz")
 }
 
 // kill ends the process with SIGKILL: nothing it held in memory survives, and
@@ -262,7 +175,7 @@ func (r *replica) kill() {
 	r.proc = nil
 	r.mu.Unlock()
 	if c != nil {
-		c.kill()
+		c.Kill()
 	}
 }
 
@@ -273,7 +186,7 @@ func (r *replica) stop() {
 	r.proc = nil
 	r.mu.Unlock()
 	if c != nil {
-		c.stop()
+		c.Stop()
 	}
 }
 
@@ -282,38 +195,11 @@ func (r *replica) stop() {
 func exitedUnasked(rs []*replica) []string {
 	var out []string
 	for _, r := range rs {
-		if c, _ := r.current(); c != nil && c.exited() {
-			out = append(out, fmt.Sprintf("%s (%v)", r.name, c.err))
+		if c, _ := r.current(); c != nil {
+			if done, err := c.Exited(); done {
+				out = append(out, fmt.Sprintf("%s (%v)", r.name, err))
+			}
 		}
 	}
 	return out
-}
-
-func tailFile(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "(no log: " + err.Error() + ")"
-	}
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	if s := strings.TrimSpace(string(b)); s != "" {
-		return s
-	}
-	return "(empty log)"
-}
-
-// childEnv is the harness's environment without the variables consultd reads,
-// so that a developer's shell can't change what runs, plus kv.
-func childEnv(kv ...string) []string {
-	var env []string
-	for _, e := range os.Environ() {
-		k, _, _ := strings.Cut(e, "=")
-		if strings.HasPrefix(k, "CONSULT_") || k == "REDIS_URL" || k == "SMTP_URL" || k == "DATA_DIR" ||
-			k == "BASE_URL" || k == "MAIL_FROM" {
-			continue
-		}
-		env = append(env, e)
-	}
-	return append(env, kv...)
 }

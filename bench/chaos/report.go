@@ -1,12 +1,8 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -208,16 +204,9 @@ func (f *findings) text() string {
 	return b.String()
 }
 
-// The lines that delimit the chaos section of RESULTS.md.
-const (
-	sectionBegin = "<!-- chaos:begin -->"
-	sectionEnd   = "<!-- chaos:end -->"
-)
-
-// markdown is the chaos section of RESULTS.md, its delimiting lines included.
+// markdown is the chaos section of RESULTS.md, without its marker lines.
 func (f *findings) markdown() string {
 	var b strings.Builder
-	b.WriteString(sectionBegin + "\n")
 	b.WriteString("## Chaos: comments under crashes, Redis restarts and stalls\n\n")
 	fmt.Fprintf(&b, "`make chaos` (`go run ./bench/chaos %s`), %s, consultd %s: %d replicas on one redis-server "+
 		"(appendfsync always), %d clients at %.0f comments/s, seed %d.\n\n",
@@ -240,67 +229,7 @@ func (f *findings) markdown() string {
 		"(after a 503, a 5xx, a refused or reset connection or its timeout) on the next replica with the same key; " +
 		"without a key it does not retry. \"Stored without receipt\" comes from the digest: comments whose " +
 		"client got no receipt but whose marker is in it once.\n")
-	b.WriteString(sectionEnd + "\n")
 	return b.String()
-}
-
-// writeSection puts section into the file at path in place of the lines from
-// sectionBegin to sectionEnd, or at its end when it has none, and leaves every
-// other byte as it was. The file is replaced by a rename, so that a failure
-// half-way leaves the old one.
-func writeSection(path, section string) error {
-	old, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	doc, err := replaceSection(string(old), section)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".results-*.md")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(doc); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
-// replaceSection is writeSection's edit. A begin line without an end line is an
-// error: guessing where the section stops could eat what follows it.
-func replaceSection(doc, section string) (string, error) {
-	begin, end := -1, -1 // byte offsets: the begin line's start, the end line's end
-	off := 0
-	for _, line := range strings.SplitAfter(doc, "\n") {
-		trimmed := strings.TrimRight(line, "\r\n")
-		switch {
-		case trimmed == sectionBegin && begin < 0:
-			begin = off
-		case trimmed == sectionEnd && begin >= 0 && end < 0:
-			end = off + len(line)
-		}
-		off += len(line)
-	}
-	switch {
-	case begin >= 0 && end >= 0:
-		return doc[:begin] + section + doc[end:], nil
-	case begin >= 0:
-		return "", fmt.Errorf("a %q line without a %q line after it; mend it by hand", sectionBegin, sectionEnd)
-	case doc == "":
-		return section, nil
-	case !strings.HasSuffix(doc, "\n"):
-		doc += "\n"
-	}
-	return doc + "\n" + section, nil
 }
 
 // countCodes counts the distinct codes of the doubled submissions.

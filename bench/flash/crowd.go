@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
+
+	"consult/bench/internal/consultd"
+	"consult/bench/internal/results"
 )
 
 // crowdOptions are the flags of `crowd`, the flash crowd.
@@ -144,24 +146,11 @@ type classRun struct {
 }
 
 func runCrowd(ctx context.Context, o crowdOptions) int {
-	t, err := findTools(o.common, false)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "flash: cannot start:\n  "+strings.ReplaceAll(err.Error(), "\n", "\n  "))
-		return 2
+	t, tmp, cleanup, code := o.setUp(false, "consult-flash-")
+	if code != 0 {
+		return code
 	}
-	if la := loadAvg1(); la > 0.5 {
-		fmt.Fprintf(os.Stderr, "flash: warning: the load average is %.2f: other work will be in the figures\n", la)
-	}
-	tmp, err := os.MkdirTemp("", "consult-flash-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "flash:", err)
-		return 1
-	}
-	if o.Keep {
-		fmt.Fprintln(os.Stderr, "flash: keeping", tmp)
-	} else {
-		defer os.RemoveAll(tmp)
-	}
+	defer cleanup()
 	mach := readMachine(t.RedisServer)
 	start := time.Now()
 	est := o.Warmup + o.ProbeDur + o.Dur + 2*o.Timeout + 30*time.Second
@@ -184,11 +173,11 @@ func runCrowd(ctx context.Context, o crowdOptions) int {
 		fmt.Fprintln(os.Stderr, "flash: interrupted; servers stopped, RESULTS.md left as it was")
 		return 130
 	}
-	rep := crowdReport{Opts: o, Machine: mach, Start: start, End: time.Now(), LoadAfter: loadAvg(), Off: off, On: on}
+	rep := crowdReport{Opts: o, Machine: mach, Start: start, End: time.Now(), LoadAfter: results.LoadAvg(), Off: off, On: on}
 	fmt.Println()
 	fmt.Print(rep.text())
 	out := o.outPath()
-	if err := writeSection(out, "flash", rep.markdown()); err != nil {
+	if err := results.WriteSection(out, "flash", rep.markdown()); err != nil {
 		fmt.Fprintln(os.Stderr, "flash:", err)
 		return 1
 	}
@@ -207,6 +196,46 @@ func runCrowd(ctx context.Context, o crowdOptions) int {
 	return 0
 }
 
+// crowdServer is what a crowd comments on: a consultd on a fresh redis-server,
+// and the crowd's draft.
+type crowdServer struct {
+	*consultd.Server
+	redis *backend
+	Body  []byte // the comment every request sends
+	Runes int    // its body's length in characters
+	URL   string // the draft's comments
+}
+
+// startCrowdServer starts a redis-server in dir and a consultd on it with env
+// added to its settings, and creates the crowd's draft.
+func startCrowdServer(ctx context.Context, o crowdOptions, t tools, dir string, env []string) (*crowdServer, error) {
+	b, err := startRedis(ctx, t.RedisServer, filepath.Join(dir, "redis"))
+	if err != nil {
+		return nil, err
+	}
+	cd, err := consultd.Start(ctx, consultd.Options{Bin: t.Consultd, Dir: dir, Name: "consultd", RedisURL: b.URL(),
+		Token: consultd.NewToken(), Pprof: true, Env: env})
+	if err != nil {
+		b.Stop()
+		return nil, err
+	}
+	s := &crowdServer{Server: cd, redis: b, URL: cd.Base() + "/api/v1/drafts/" + crowdDraft + "/comments"}
+	anchor, err := consultd.CreateDraft(ctx, cd.Base(), cd.Token, consultd.Draft{ID: crowdDraft})
+	if err != nil {
+		err = fmt.Errorf("%w; consultd's log:\n%s", err, cd.LogTail())
+		s.stop()
+		return nil, err
+	}
+	s.Body, s.Runes = consultd.CommentBody(anchor, o.BodyBytes)
+	return s, nil
+}
+
+// stop stops consultd, then Redis.
+func (s *crowdServer) stop() {
+	s.Server.Stop()
+	s.redis.Stop()
+}
+
 // runLimitsOff measures what the intake sustains, then offers -x times that for -d.
 func runLimitsOff(ctx context.Context, o crowdOptions, t tools, dir string) (r offRun) {
 	fail := func(err error) offRun {
@@ -217,24 +246,14 @@ func runLimitsOff(ctx context.Context, o crowdOptions, t tools, dir string) (r o
 		return r
 	}
 	fmt.Println("\n== limits off (CONSULT_LIMITS=off)")
-	b, err := startRedis(ctx, t.RedisServer, filepath.Join(dir, "redis"))
-	if err != nil {
-		return fail(err)
-	}
-	defer b.Stop() // deferred first, so it runs last
 	r.Env = []string{"CONSULT_LIMITS=off"}
-	cd, err := startConsultd(ctx, t.Consultd, dir, "consultd", b.URL(), randomHex(16), r.Env...)
+	srv, err := startCrowdServer(ctx, o, t, dir, r.Env)
 	if err != nil {
 		return fail(err)
 	}
-	defer cd.stop()
-	anchor, err := createDraft(ctx, cd.Base(), cd.Token, crowdDraft)
-	if err != nil {
-		return fail(fmt.Errorf("%w; consultd's log:\n%s", err, cd.logTail()))
-	}
-	body, runes := commentBody(anchor, o.BodyBytes)
-	r.BodyBytes, r.BodyRunes = len(body), runes
-	url := cd.Base() + "/api/v1/drafts/" + crowdDraft + "/comments"
+	defer srv.stop()
+	cd, body, url := srv.Server, srv.Body, srv.URL
+	r.BodyBytes, r.BodyRunes = len(body), srv.Runes
 
 	p := newPoster(o.Conns, o.Timeout)
 	defer p.close()
@@ -268,11 +287,11 @@ func runLimitsOff(ctx context.Context, o crowdOptions, t tools, dir string) (r o
 	if r.Target < 1 {
 		return fail(fmt.Errorf("nothing to offer: the probe sustained %.1f/s", r.Sustained))
 	}
-	if err := cd.alive(); err != nil {
+	if err := cd.Alive(); err != nil {
 		return fail(err)
 	}
 
-	before, _ := readProcStatus(cd.pid())
+	before, _ := readProcStatus(cd.Pid())
 	gBefore, _, _ := goroutines(ctx, cd)
 	smp := &sampler{c: cd, Every: o.SampleEvery}
 	sctx, stopSampling := context.WithCancel(ctx)
@@ -307,13 +326,13 @@ func runLimitsOff(ctx context.Context, o crowdOptions, t tools, dir string) (r o
 	r.Dials = p.dials.Load()
 	r.Mem = smp.result()
 	r.Mem.Before, r.Mem.GBefore = before, gBefore
-	if err := cd.alive(); err != nil {
+	if err := cd.Alive(); err != nil {
 		return fail(err)
 	}
-	r.Mem.End, _ = readProcStatus(cd.pid())
+	r.Mem.End, _ = readProcStatus(cd.Pid())
 	r.Mem.HWMKB = r.Mem.End.HWMKB
 	r.Mem.GEnd, _, _ = goroutines(ctx, cd)
-	if m, err := metricsOf(ctx, cd.Addr); err == nil {
+	if m, err := consultd.Metrics(ctx, cd.Base()); err == nil {
 		r.ServerCount = int64(m["consult_comments_accepted_total"])
 	}
 
@@ -367,23 +386,13 @@ func runLimitsOn(ctx context.Context, o crowdOptions, t tools, dir string) (r on
 		return r
 	}
 	fmt.Println("\n== limits on (CONSULT_TRUSTED_PROXIES=127.0.0.1/32, clients told apart by X-Forwarded-For)")
-	b, err := startRedis(ctx, t.RedisServer, filepath.Join(dir, "redis"))
-	if err != nil {
-		return fail(err)
-	}
-	defer b.Stop()
 	r.Env = []string{"CONSULT_TRUSTED_PROXIES=127.0.0.1/32"}
-	cd, err := startConsultd(ctx, t.Consultd, dir, "consultd", b.URL(), randomHex(16), r.Env...)
+	srv, err := startCrowdServer(ctx, o, t, dir, r.Env)
 	if err != nil {
 		return fail(err)
 	}
-	defer cd.stop()
-	anchor, err := createDraft(ctx, cd.Base(), cd.Token, crowdDraft)
-	if err != nil {
-		return fail(fmt.Errorf("%w; consultd's log:\n%s", err, cd.logTail()))
-	}
-	body, _ := commentBody(anchor, o.BodyBytes)
-	url := cd.Base() + "/api/v1/drafts/" + crowdDraft + "/comments"
+	defer srv.stop()
+	cd, body, url := srv.Server, srv.Body, srv.URL
 	p := newPoster(o.Conns, o.Timeout)
 	defer p.close()
 	// The first comment comes from an address of neither class.
@@ -393,7 +402,7 @@ func runLimitsOn(ctx context.Context, o crowdOptions, t tools, dir string) (r on
 	}
 	codes := []string{first.Code}
 
-	before, _ := readProcStatus(cd.pid())
+	before, _ := readProcStatus(cd.Pid())
 	gBefore, _, _ := goroutines(ctx, cd)
 	smp := &sampler{c: cd, Every: o.SampleEvery}
 	sctx, stopSampling := context.WithCancel(ctx)
@@ -452,10 +461,10 @@ func runLimitsOn(ctx context.Context, o crowdOptions, t tools, dir string) (r on
 	}
 	r.Mem = smp.result()
 	r.Mem.Before, r.Mem.GBefore = before, gBefore
-	if err := cd.alive(); err != nil {
+	if err := cd.Alive(); err != nil {
 		return fail(err)
 	}
-	r.Mem.End, _ = readProcStatus(cd.pid())
+	r.Mem.End, _ = readProcStatus(cd.Pid())
 	r.Mem.HWMKB = r.Mem.End.HWMKB
 	r.Mem.GEnd, _, _ = goroutines(ctx, cd)
 	r.Record = checkRecord(ctx, cd.Base(), cd.Token, crowdDraft, codes)

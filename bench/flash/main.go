@@ -20,13 +20,15 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 
+	"consult/bench/internal/child"
+	"consult/bench/internal/consultd"
+	"consult/bench/internal/results"
 	"consult/internal/redisproc"
 )
 
@@ -90,7 +92,7 @@ func (c *common) check() error {
 	if c.BodyBytes < 150 || c.BodyBytes > 60000 {
 		errs = append(errs, errors.New("-body-bytes: 150 to 60000 (the API takes at most 64 KB)"))
 	}
-	root, err := moduleRoot()
+	root, err := consultd.ModuleRoot()
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -117,6 +119,30 @@ func (c common) command() string {
 	return strings.Join(parts, " ")
 }
 
+// setUp finds the tools (with cluster, those of the Cluster too), warns when
+// the machine is busy and makes the run's temporary directory, named after
+// prefix; cleanup removes it unless -keep. A code other than 0 is the exit status
+// of a run that can't start, after a message on stderr.
+func (c common) setUp(cluster bool, prefix string) (t tools, tmp string, cleanup func(), code int) {
+	t, err := findTools(c, cluster)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "flash: cannot start:\n  "+strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		return t, "", nil, 2
+	}
+	if la := results.LoadAvg1(); la > 0.5 {
+		fmt.Fprintf(os.Stderr, "flash: warning: the load average is %.2f: other work will be in the figures\n", la)
+	}
+	if tmp, err = os.MkdirTemp("", prefix); err != nil {
+		fmt.Fprintln(os.Stderr, "flash:", err)
+		return t, "", nil, 1
+	}
+	if c.Keep {
+		fmt.Fprintln(os.Stderr, "flash: keeping", tmp)
+		return t, tmp, func() {}, 0
+	}
+	return t, tmp, func() { os.RemoveAll(tmp) }, 0
+}
+
 // tools are the programs the harness runs.
 type tools struct {
 	Consultd, RedisServer, RedisCLI, RedisBenchmark string
@@ -127,51 +153,24 @@ type tools struct {
 func findTools(c common, cluster bool) (tools, error) {
 	var t tools
 	var errs []error
-	t.Consultd = c.Consultd
-	if !filepath.IsAbs(t.Consultd) {
-		t.Consultd = filepath.Join(c.Root, t.Consultd)
-	}
-	if st, err := os.Stat(t.Consultd); err != nil || st.IsDir() {
-		errs = append(errs, fmt.Errorf("%s not found: run `make build` first (`make bench-flash` and `make bench-scale` do)", t.Consultd))
+	target := "make bench-flash"
+	if cluster {
+		target = "make bench-scale"
 	}
 	var err error
+	if t.Consultd, err = consultd.Binary(c.Root, c.Consultd, target); err != nil {
+		errs = append(errs, err)
+	}
 	if t.RedisServer, err = redisproc.Find(""); err != nil {
 		errs = append(errs, errors.New("redis-server not found: run `make deps`"))
 	}
 	if cluster {
-		if t.RedisCLI, err = lookPath("redis-cli"); err != nil {
+		if t.RedisCLI, err = child.LookPath("redis-cli"); err != nil {
 			errs = append(errs, errors.New("redis-cli not found: run `make deps` (it comes with redis-server's redis-tools)"))
 		}
-		if t.RedisBenchmark, err = lookPath("redis-benchmark"); err != nil {
+		if t.RedisBenchmark, err = child.LookPath("redis-benchmark"); err != nil {
 			errs = append(errs, errors.New("redis-benchmark not found: run `make deps` (it comes with redis-server's redis-tools)"))
 		}
 	}
 	return t, errors.Join(errs...)
-}
-
-func lookPath(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	p := "/usr/bin/" + name
-	if _, err := os.Stat(p); err != nil {
-		return "", err
-	}
-	return p, nil
-}
-
-// moduleRoot is the directory of consult's go.mod, from the working directory up.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && strings.HasPrefix(strings.TrimSpace(string(b)), "module consult\n") {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("run it inside the consult module (no go.mod of module consult above %s)", dir)
-		}
-	}
 }

@@ -1,23 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/csv"
-	"errors"
 	"fmt"
-	"math"
-	"net"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"consult/bench/internal/redisbench"
 	"consult/internal/redisproc"
 )
 
@@ -109,87 +103,23 @@ func startCluster(ctx context.Context, bin, cli, dir string) (*backend, error) {
 }
 
 // xaddBaseline is redis-benchmark appending the comment's bytes with XADD on c
-// connections, no HTTP: the floor under every intake figure.
+// connections, no HTTP: the ceiling over every intake figure.
 type xaddBaseline struct {
-	RPS      float64
-	P50, P99 time.Duration
-	N        int
-	Err      error
+	redisbench.Result
+	N   int
+	Err error
 }
 
 // runXaddBaseline sizes the run from a short first one, so that it lasts about d.
 func runXaddBaseline(ctx context.Context, bin, addr string, conns int, value []byte, d time.Duration) xaddBaseline {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return xaddBaseline{Err: err}
-	}
+	x := redisbench.XADD{Bin: bin, Addr: addr, Conns: conns, Stream: "benchstream", Value: value, Timeout: 2 * time.Minute}
 	run := func(n int) xaddBaseline {
-		// redis-benchmark has no duration option and spins forever on a server that
-		// went away, hence the bound.
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, "-h", host, "-p", port, "-c", strconv.Itoa(conns),
-			"-n", strconv.Itoa(n), "-P", "1", "--csv", "XADD", "benchstream", "*", "f", string(value))
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		if err := cmd.Run(); err != nil {
-			return xaddBaseline{N: n, Err: fmt.Errorf("redis-benchmark: %w: %s", err, strings.TrimSpace(errOut.String()))}
-		}
-		r, err := parseRedisBenchmarkCSV(out.String())
-		r.N, r.Err = n, err
-		return r
+		r, _, err := x.Run(ctx, n)
+		return xaddBaseline{Result: r, N: n, Err: err}
 	}
 	first := run(20000)
 	if first.Err != nil || first.RPS <= 0 {
 		return first
 	}
 	return run(max(20000, int(first.RPS*d.Seconds())))
-}
-
-// parseRedisBenchmarkCSV reads redis-benchmark 7's --csv report: a header row and
-// one row for the command. A copy of bench/loadgen.go's (package main there): the
-// row can't go through a CSV reader, because redis-benchmark prints the command
-// as the first field without escaping the JSON's quotes, so the numbers are read
-// from the right.
-func parseRedisBenchmarkCSV(out string) (xaddBaseline, error) {
-	var r xaddBaseline
-	var header, data []string
-	for _, line := range strings.Split(strings.ReplaceAll(out, "\r", "\n"), "\n") {
-		line = strings.TrimSpace(line)
-		switch {
-		case strings.HasPrefix(line, `"test",`):
-			header, _ = csv.NewReader(strings.NewReader(line)).Read()
-		case strings.HasPrefix(line, `"`) && strings.HasSuffix(line, `"`) && data == nil:
-			data = strings.Split(line, ",")
-		}
-	}
-	if data == nil {
-		return r, errors.New("redis-benchmark printed no result row")
-	}
-	if header == nil {
-		header = []string{"test", "rps"} // redis-benchmark 6
-	}
-	numbers := len(header) - 1
-	if len(data) < numbers+1 {
-		return r, fmt.Errorf("redis-benchmark CSV: %d fields for the %d columns %q", len(data), len(header), header)
-	}
-	data = data[len(data)-numbers:]
-	field := func(name string) (float64, bool) {
-		i := slices.Index(header, name) - 1
-		if i < 0 {
-			return 0, false
-		}
-		v, err := strconv.ParseFloat(strings.Trim(data[i], `"`), 64)
-		return v, err == nil
-	}
-	var ok bool
-	if r.RPS, ok = field("rps"); !ok {
-		return r, errors.New("redis-benchmark CSV has no rps")
-	}
-	ms50, _ := field("p50_latency_ms")
-	ms99, _ := field("p99_latency_ms")
-	r.P50 = time.Duration(math.Round(ms50*1000)) * time.Microsecond
-	r.P99 = time.Duration(math.Round(ms99*1000)) * time.Microsecond
-	return r, nil
 }

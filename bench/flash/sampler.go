@@ -4,13 +4,15 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"consult/bench/internal/consultd"
 )
 
 // sampler watches consultd during a run: its resident set and threads from
 // /proc/<pid>/status every Every, its goroutines once a second (those come over
 // HTTP, from a server that may be drowning, so they have their own loop).
 type sampler struct {
-	c     *consultd
+	c     *consultd.Server
 	Every time.Duration
 
 	mu      sync.Mutex
@@ -39,7 +41,7 @@ func (s *sampler) Run(ctx context.Context) error {
 		})
 	}()
 	s.loop(ctx, s.Every, func() {
-		p, err := readProcStatus(s.c.pid())
+		p, err := readProcStatus(s.c.Pid())
 		if err != nil {
 			return
 		}

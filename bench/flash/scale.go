@@ -11,6 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"consult/bench/internal/consultd"
+	"consult/bench/internal/results"
 )
 
 // scaleOptions are the flags of `scale`.
@@ -98,24 +101,11 @@ type scalePoint struct {
 }
 
 func runScale(ctx context.Context, o scaleOptions) int {
-	t, err := findTools(o.common, true)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "flash: cannot start:\n  "+strings.ReplaceAll(err.Error(), "\n", "\n  "))
-		return 2
+	t, tmp, cleanup, code := o.setUp(true, "consult-scale-")
+	if code != 0 {
+		return code
 	}
-	if la := loadAvg1(); la > 0.5 {
-		fmt.Fprintf(os.Stderr, "flash: warning: the load average is %.2f: other work will be in the figures\n", la)
-	}
-	tmp, err := os.MkdirTemp("", "consult-scale-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "flash:", err)
-		return 1
-	}
-	if o.Keep {
-		fmt.Fprintln(os.Stderr, "flash: keeping", tmp)
-	} else {
-		defer os.RemoveAll(tmp)
-	}
+	defer cleanup()
 	rep := scaleReport{Opts: o, Machine: readMachine(t.RedisServer), Start: time.Now()}
 	n := len(o.Backends) * len(o.Replicas)
 	fmt.Printf("flash scale: %d points × (%s warm-up + %s) plus start-up: about %s\n", n, o.Warmup, o.Dur,
@@ -137,11 +127,11 @@ func runScale(ctx context.Context, o scaleOptions) int {
 		fmt.Fprintln(os.Stderr, "flash: interrupted; servers stopped, RESULTS.md left as it was")
 		return 130
 	}
-	rep.End, rep.LoadAfter = time.Now(), loadAvg()
+	rep.End, rep.LoadAfter = time.Now(), results.LoadAvg()
 	fmt.Println()
 	fmt.Print(rep.text())
 	out := o.outPath()
-	if err := writeSection(out, "scale", rep.markdown()); err != nil {
+	if err := results.WriteSection(out, "scale", rep.markdown()); err != nil {
 		fmt.Fprintln(os.Stderr, "flash:", err)
 		return 1
 	}
@@ -160,7 +150,7 @@ func measureXADD(ctx context.Context, o scaleOptions, t tools, dir string) *xadd
 		return &xaddBaseline{Err: err}
 	}
 	defer b.Stop()
-	body, _ := commentBody("art-1", o.BodyBytes)
+	body, _ := consultd.CommentBody("art-1", o.BodyBytes)
 	x := runXaddBaseline(ctx, t.RedisBenchmark, b.procs[0].Addr, o.Conns, body, o.Dur)
 	if x.Err != nil {
 		fmt.Fprintln(os.Stderr, "flash: redis-benchmark:", x.Err)
@@ -193,15 +183,16 @@ func runScalePoint(ctx context.Context, o scaleOptions, t tools, kind string, n 
 		return fail(err)
 	}
 	defer b.Stop() // deferred first, so it runs last: after every replica stopped
-	token := randomHex(16)
-	var replicas []*consultd
+	token := consultd.NewToken()
+	var replicas []*consultd.Server
 	defer func() {
 		for _, c := range replicas {
-			c.stop()
+			c.Stop()
 		}
 	}()
 	for i := 0; i < n; i++ {
-		c, err := startConsultd(ctx, t.Consultd, dir, "consultd"+strconv.Itoa(i), b.URL(), token, "CONSULT_LIMITS=off")
+		c, err := consultd.Start(ctx, consultd.Options{Bin: t.Consultd, Dir: dir, Name: "consultd" + strconv.Itoa(i),
+			RedisURL: b.URL(), Token: token, Pprof: true, Env: []string{"CONSULT_LIMITS=off"}})
 		if err != nil {
 			return fail(err)
 		}
@@ -211,11 +202,11 @@ func runScalePoint(ctx context.Context, o scaleOptions, t tools, kind string, n 
 	var bodies [][]byte
 	for d := 0; d < o.Drafts; d++ {
 		id := "scale-" + strconv.Itoa(d+1)
-		anchor, err := createDraft(ctx, replicas[0].Base(), token, id)
+		anchor, err := consultd.CreateDraft(ctx, replicas[0].Base(), token, consultd.Draft{ID: id})
 		if err != nil {
-			return fail(fmt.Errorf("%w; consultd's log:\n%s", err, replicas[0].logTail()))
+			return fail(fmt.Errorf("%w; consultd's log:\n%s", err, replicas[0].LogTail()))
 		}
-		body, _ := commentBody(anchor, o.BodyBytes)
+		body, _ := consultd.CommentBody(anchor, o.BodyBytes)
 		for _, c := range replicas {
 			urls = append(urls, c.Base()+"/api/v1/drafts/"+id+"/comments")
 			bodies = append(bodies, body)
@@ -240,7 +231,7 @@ func runScalePoint(ctx context.Context, o scaleOptions, t tools, kind string, n 
 	counted := func() (int64, error) {
 		var sum int64
 		for _, c := range replicas {
-			m, err := metricsOf(ctx, c.Addr)
+			m, err := consultd.Metrics(ctx, c.Base())
 			if err != nil {
 				return 0, err
 			}
@@ -257,7 +248,7 @@ func runScalePoint(ctx context.Context, o scaleOptions, t tools, kind string, n 
 		return fail(ctx.Err())
 	}
 	for _, c := range replicas {
-		if err := c.alive(); err != nil {
+		if err := c.Alive(); err != nil {
 			return fail(err)
 		}
 	}

@@ -87,7 +87,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 
 	ds := store.NewDrafts(rdb, nil)
 	cs := store.NewComments(rdb, ds, store.IntakeConfig{
-		MaxComments: cfg.DraftMaxComments, MaxBytes: cfg.DraftMaxBytes, CapsOff: cfg.LimitsOff, Logger: log,
+		MaxComments: cfg.DraftMaxComments, MaxBytes: cfg.DraftMaxBytes, CapsOff: cfg.LimitsOff, Logger: log, Lanes: cfg.IntakeLanes,
 	})
 	if cfg.Demo {
 		if loaded, err := loadDemo(ctx, ds, time.Now()); err != nil {
@@ -341,6 +341,7 @@ func metrics(cs *store.Comments, ws []*store.Worker, sched *notify.Scheduler) []
 		{Name: "consult_comments_accepted_total", Help: "Comments given a receipt by this process.", Type: "counter", Value: float64(st.Issued)},
 		{Name: "consult_comments_rejected_total", Help: "Comment submissions refused (invalid or outside the window).", Type: "counter", Value: float64(st.Refused)},
 		{Name: "consult_comments_draft_full_total", Help: "Comments refused because their draft reached its storage cap.", Type: "counter", Value: float64(st.Full)},
+		{Name: "consult_comments_shed_total", Help: "Comments refused at once (503) because the intake's queue was full.", Type: "counter", Value: float64(st.Shed)},
 		{Name: "consult_comments_stored_undelivered_total", Help: "Comments stored after the client stopped waiting, so no receipt was delivered (found by this process).", Type: "counter", Value: float64(st.Undelivered)},
 		{Name: "consult_comments_processed_total", Help: "Queued comments stored by this process's workers.", Type: "counter", Value: float64(processed)},
 		{Name: "consult_queue_lag_seconds", Help: "Age of the newest comment in the last batch a worker stored.", Type: "gauge", Value: lag.Seconds()},

@@ -1,4 +1,4 @@
-package main
+package results
 
 import (
 	"os"
@@ -28,6 +28,8 @@ func TestReplaceSection(t *testing.T) {
 			doc: "a\n<!-- flash:begin -->\nold\n<!-- flash:end -->", want: "a\n" + strings.TrimSuffix(section, "\n")},
 		{name: "markers with spaces around them",
 			doc: "a\n  <!-- flash:begin -->  \nold\n<!-- flash:end -->\nb\n", want: "a\n" + section + "b\n"},
+		{name: "CRLF lines around it are kept",
+			doc: "a\r\n<!-- flash:begin -->\r\nold\r\n<!-- flash:end -->\r\nb\r\n", want: "a\r\n" + section + "b\r\n"},
 		{name: "another section's markers are not ours",
 			doc: "<!-- scale:begin -->\nx\n<!-- scale:end -->\n", want: "<!-- scale:begin -->\nx\n<!-- scale:end -->\n\n" + section},
 		{name: "a marker inside a line is not a marker",
@@ -39,7 +41,7 @@ func TestReplaceSection(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := replaceSection(tt.doc, "flash", body)
+			got, err := ReplaceSection(tt.doc, "flash", body)
 			if tt.err {
 				if err == nil {
 					t.Errorf("no error; got\n%s", got)
@@ -53,7 +55,7 @@ func TestReplaceSection(t *testing.T) {
 				t.Errorf("got\n%q\nwant\n%q", got, tt.want)
 			}
 			// Writing the same section again changes nothing.
-			again, err := replaceSection(got, "flash", body)
+			again, err := ReplaceSection(got, "flash", body)
 			if err != nil || again != got {
 				t.Errorf("a second replacement changed the document (%v):\n%q", err, again)
 			}
@@ -61,52 +63,57 @@ func TestReplaceSection(t *testing.T) {
 	}
 }
 
+func TestWithHeader(t *testing.T) {
+	const sec = "<!-- intake:begin -->\nx\n<!-- intake:end -->\n"
+	tests := []struct{ name, doc, want string }{
+		{"empty file", "", Header},
+		{"blank file", "\n\n", Header},
+		{"a section first", sec, Header + "\n" + sec},
+		{"blank lines, then a section", "\n\n" + sec, Header + "\n" + sec},
+		{"a stray end marker first", "<!-- chaos:end -->\n", Header + "\n<!-- chaos:end -->\n"},
+		{"a header of its own is kept", "# Ours\n\nedited by hand\n\n" + sec, "# Ours\n\nedited by hand\n\n" + sec},
+		{"text without sections is kept", "notes\n", "notes\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := withHeader(tt.doc); got != tt.want {
+				t.Errorf("got\n%q\nwant\n%q", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestWriteSection(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "RESULTS.md")
-	if err := writeSection(path, "scale", "one\n"); err != nil {
+	if err := WriteSection(path, "scale", "one\n"); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeSection(path, "flash", "two\n"); err != nil {
+	if err := WriteSection(path, "flash", "two\n"); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeSection(path, "scale", "three\n"); err != nil {
+	if err := WriteSection(path, "scale", "three\n"); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(path)
-	want := "<!-- scale:begin -->\nthree\n<!-- scale:end -->\n\n<!-- flash:begin -->\ntwo\n<!-- flash:end -->\n"
+	want := Header + "\n<!-- scale:begin -->\nthree\n<!-- scale:end -->\n\n<!-- flash:begin -->\ntwo\n<!-- flash:end -->\n"
 	if string(b) != want {
 		t.Errorf("got\n%q\nwant\n%q", b, want)
 	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o644 {
+		t.Errorf("mode %v (%v), want 0644", st.Mode(), err)
+	}
+
 	broken := "keep me\n<!-- flash:begin -->\n"
 	if err := os.WriteFile(path, []byte(broken), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeSection(path, "flash", "x\n"); err == nil {
+	if err := WriteSection(path, "flash", "x\n"); err == nil {
 		t.Error("a file with only a begin marker: no error")
 	}
 	if b, _ := os.ReadFile(path); string(b) != broken {
 		t.Errorf("the file was changed on error: %q", b)
 	}
-}
-
-func TestParseProcStatus(t *testing.T) {
-	const status = "Name:\tconsultd\nVmPeak:\t 1300000 kB\nVmHWM:\t   81234 kB\nVmRSS:\t   65432 kB\nThreads:\t12\n"
-	got := parseProcStatus(status)
-	if want := (procStatus{RSSKB: 65432, HWMKB: 81234, Threads: 12}); got != want {
-		t.Errorf("got %+v, want %+v", got, want)
-	}
-}
-
-func TestMissing(t *testing.T) {
-	n, ex := missing([]string{"a", "b", "c", "d"}, []string{"b", "x", "d"}, 1)
-	if n != 2 || len(ex) != 1 || ex[0] != "a" {
-		t.Errorf("missing = %d %q, want 2 [a]", n, ex)
-	}
-}
-
-func TestCommentBody(t *testing.T) {
-	b, runes := commentBody("art-2", 600)
-	if len(b) > 600 || len(b) < 590 || runes < 150 {
-		t.Errorf("a %d-byte comment with %d characters; want just under 600 bytes of Chinese", len(b), runes)
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".results-*")); len(left) > 0 {
+		t.Errorf("temporary files left: %q", left)
 	}
 }
