@@ -284,15 +284,33 @@ redis.call('HDEL', KEYS[2], ARGV[1])
 return n
 `)
 
+// coverage is what a digest covered: how many comments, and the first and
+// last of them by intake entry ("" when unknown or none).
+type coverage struct {
+	comments    int
+	first, last string
+}
+
+// coverageOf is the coverage of comments in the order received.
+func coverageOf(cs []comments.Comment) coverage {
+	if len(cs) == 0 {
+		return coverage{}
+	}
+	return coverage{comments: len(cs), first: cs[0].Entry, last: cs[len(cs)-1].Entry}
+}
+
 // sentEvent is the template of the digest.sent event for one delivery: the
-// job, the recipient, the Message-ID, the message's hash (messageHash), and the
-// comments it covered: how many, and the first and last intake entries. Never
-// a commenter's name or contact, though the bureau's copy holds them.
-func sentEvent(j job, rcpt, messageID string, e *email.Email, cs []comments.Comment) (string, error) {
+// job, the recipient, the Message-ID, the message's hash (messageHash), and
+// what it covered. Never a commenter's name or contact, though the bureau's
+// copy holds them.
+func sentEvent(j job, rcpt, messageID string, e *email.Email, c coverage) (string, error) {
 	d := record.Data{"job": j.name, "recipient": rcpt, "message_id": messageID,
-		"message_sha256": messageHash(e), "comments": len(cs)}
-	if len(cs) > 0 {
-		d["first_entry"], d["last_entry"] = cs[0].Entry, cs[len(cs)-1].Entry
+		"message_sha256": messageHash(e), "comments": c.comments}
+	if c.first != "" {
+		d["first_entry"] = c.first
+	}
+	if c.last != "" {
+		d["last_entry"] = c.last
 	}
 	tpl, err := record.Pending(record.DraftScope(j.draftID), record.System, record.DigestSent, d).Template()
 	return string(tpl), err
@@ -463,7 +481,7 @@ func (s *Scheduler) work(ctx context.Context, j job) error {
 			s.log.Warn("notify: digest lease lost; leaving the draft to the replica that holds it", "draft", d.ID, "job", j.name)
 			return nil
 		}
-		sent, err := s.deliver(ctx, j, r, rcpt, cs)
+		sent, err := s.deliver(ctx, j, r, rcpt, coverageOf(cs))
 		if err != nil {
 			return err
 		}
@@ -523,13 +541,13 @@ func (s *Scheduler) markDone(ctx context.Context, j job) error {
 // deliver sends the digest to one recipient and records the outcome: sent, or
 // failed with the time of the next attempt. It reports whether the delivery was
 // recorded, and returns an error only when the outcome could not be recorded.
-func (s *Scheduler) deliver(ctx context.Context, j job, r Rendered, rcpt string, cs []comments.Comment) (bool, error) {
+func (s *Scheduler) deliver(ctx context.Context, j job, r Rendered, rcpt string, cover coverage) (bool, error) {
 	id, err := MessageID(j.draftID, j.name, rcpt, s.cfg.From)
 	if err != nil {
 		return false, err
 	}
 	e := r.Email(s.cfg.From, rcpt, id, s.cfg.Now().In(s.cfg.Location))
-	event, err := sentEvent(j, rcpt, id, e, cs)
+	event, err := sentEvent(j, rcpt, id, e, cover)
 	if err != nil {
 		return false, fmt.Errorf("notify: digest %s %s: %w", j.draftID, j.name, err)
 	}
