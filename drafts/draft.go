@@ -54,19 +54,24 @@ func (e *ValidationError) Error() string {
 // Draft is a document put out for comment. Once stored it does not change: a changed
 // text is a new consultation (PUB-FROZEN in ../shared/legal-requirements.md).
 type Draft struct {
-	ID               string    `json:"id"`
-	Title            string    `json:"title"`
-	Bureau           string    `json:"bureau"`
-	Kind             Kind      `json:"kind"`
-	Summary          string    `json:"summary"`
-	Text             string    `json:"text"`
+	ID      string `json:"id"`
+	Title   string `json:"title"`
+	Bureau  string `json:"bureau"`
+	Kind    Kind   `json:"kind"`
+	Summary string `json:"summary"`
+	Text    string `json:"text"`
+	// OpensAt is when the window opens. Left zero (or at most PublishSkew in the
+	// past) when the draft is created, it is the moment the draft is stored, by
+	// the Redis server's clock.
 	OpensAt          time.Time `json:"opens_at"`
 	ClosesAt         time.Time `json:"closes_at"`
 	DigestRecipients []string  `json:"digest_recipients"`
 	ShortenedReason  string    `json:"shortened_reason,omitempty"`
 	// Ref is a short number assigned at creation; receipt codes start with it so
 	// that a code alone finds its draft, on one server or a Cluster.
-	Ref       int64     `json:"ref"`
+	Ref int64 `json:"ref"`
+	// CreatedAt is when the draft was stored and became visible, by the Redis
+	// server's clock.
 	CreatedAt time.Time `json:"created_at"`
 	Sections  []Section `json:"sections"`
 	// Limits bound what the public may send to this draft. They are the one part
@@ -153,7 +158,17 @@ const (
 	maxRecipients = 50
 )
 
-// Validate checks a draft as submitted by a bureau.
+// PublishSkew is how far in the past an opening may be and still mean "now":
+// the bureau's clock and the Redis server's disagree by a little, and a request
+// takes a moment to arrive. Further in the past is refused: the record would
+// otherwise show a publication date the bureau typed rather than the server's
+// (see store.Drafts.Create).
+const PublishSkew = 5 * time.Minute
+
+// Validate checks a draft as submitted by a bureau. A zero OpensAt is valid: it
+// means "publish now". Whether an opening is in the past, and whether the
+// window then closes after it, is decided by the Redis server's clock when the
+// draft is stored.
 func (d Draft) Validate() error {
 	f := map[string]string{}
 	if !idPattern.MatchString(d.ID) {
@@ -178,9 +193,6 @@ func (d Draft) Validate() error {
 	case KindNormative, KindMajorDecision, KindRule, KindOther:
 	default:
 		f["kind"] = "one of normative, major_decision, rule, other"
-	}
-	if d.OpensAt.IsZero() {
-		f["opens_at"] = "is required (RFC 3339)"
 	}
 	if d.ClosesAt.IsZero() {
 		f["closes_at"] = "is required (RFC 3339)"

@@ -20,6 +20,7 @@ import (
 
 	"consult/comments"
 	"consult/drafts"
+	"consult/record"
 )
 
 // draftJSON is a draft as the public API shows it: no digest recipients.
@@ -123,7 +124,13 @@ func (s *server) apiCreateDraft(c echo.Context) error {
 	if err := readJSON(c, &in); err != nil {
 		return err
 	}
-	d, err := s.Drafts.Create(c.Request().Context(), drafts.Draft{ID: in.ID, Title: in.Title, Bureau: in.Bureau, Kind: in.Kind,
+	actor, err := actorOf(c)
+	if err != nil {
+		return err
+	}
+	// A zero opens_at (left out) publishes now; so does one a little past. The
+	// answer carries the opening and the creation as the Redis server stamped them.
+	d, err := s.Drafts.Create(c.Request().Context(), actor, drafts.Draft{ID: in.ID, Title: in.Title, Bureau: in.Bureau, Kind: in.Kind,
 		Summary: in.Summary, Text: in.Text, OpensAt: in.OpensAt, ClosesAt: in.ClosesAt,
 		DigestRecipients: in.DigestRecipients, ShortenedReason: in.ShortenedReason})
 	if err != nil {
@@ -133,9 +140,10 @@ func (s *server) apiCreateDraft(c echo.Context) error {
 	// The bureau that created it sees its own recipients.
 	return c.JSON(http.StatusCreated, struct {
 		draftJSON
-		DigestRecipients []string `json:"digest_recipients"`
-		Ref              int64    `json:"ref"`
-	}{s.draftView(d, 0, true), d.DigestRecipients, d.Ref})
+		DigestRecipients []string  `json:"digest_recipients"`
+		Ref              int64     `json:"ref"`
+		CreatedAt        time.Time `json:"created_at"`
+	}{s.draftView(d, 0, true), d.DigestRecipients, d.Ref, d.CreatedAt})
 }
 
 func (s *server) apiListDrafts(c echo.Context) error {
@@ -363,11 +371,75 @@ func (s *server) apiSetLimits(c echo.Context) error {
 	if err := readJSON(c, &in); err != nil {
 		return err
 	}
+	actor, err := actorOf(c)
+	if err != nil {
+		return err
+	}
 	id := c.Param("id")
-	if err := s.Drafts.SetLimits(c.Request().Context(), id, in); err != nil {
+	if err := s.Drafts.SetLimits(c.Request().Context(), actor, id, in); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{"draft_id": id, "limits": in})
+}
+
+// eventJSON is one event of a consultation's record as staff read it: its
+// fields, and the stored bytes themselves with their SHA-256, so that a
+// reviewer can check the hash without decoding anything.
+type eventJSON struct {
+	Seq    int64         `json:"seq"`
+	At     time.Time     `json:"at"`
+	Actor  record.Actor  `json:"actor"`
+	Action record.Action `json:"action"`
+	Data   record.Data   `json:"data"`
+	// Intake is the draft's last comment (intake stream entry) before the event.
+	Intake    string `json:"intake"`
+	SHA256    string `json:"sha256"`
+	Canonical string `json:"canonical"`
+}
+
+// apiListEvents pages through a consultation's record, oldest first: after is
+// the last sequence number the client has (0 or absent: from the start), and
+// "next", present while more follow, is the one to pass back.
+func (s *server) apiListEvents(c echo.Context) error {
+	after, limit := int64(0), int64(100)
+	if v := c.QueryParam("after"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%w: after must be a sequence number (0 or more)", errBadQuery)
+		}
+		after = n
+	}
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 || n > 1000 {
+			return fmt.Errorf("%w: limit must be 1 to 1000", errBadQuery)
+		}
+		limit = n
+	}
+	ctx := c.Request().Context()
+	d, err := s.Drafts.Get(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	es, next, err := s.Records.Page(ctx, record.DraftScope(d.ID), after, limit)
+	if err != nil {
+		return err
+	}
+	out := make([]eventJSON, len(es))
+	for i, e := range es {
+		b, err := e.Encode()
+		if err != nil {
+			return err
+		}
+		h, _ := e.Hash()
+		out[i] = eventJSON{Seq: e.Seq, At: e.At, Actor: e.Actor, Action: e.Action, Data: e.Data,
+			Intake: e.Intake, SHA256: h, Canonical: string(b)}
+	}
+	res := map[string]any{"draft_id": d.ID, "events": out}
+	if next != 0 {
+		res["next"] = next
+	}
+	return c.JSON(http.StatusOK, res)
 }
 
 func (s *server) healthz(c echo.Context) error {

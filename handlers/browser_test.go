@@ -19,6 +19,7 @@ import (
 	"consult/comments"
 	"consult/drafts"
 	"consult/internal/redistest"
+	"consult/record"
 	"consult/store"
 )
 
@@ -67,7 +68,7 @@ func TestBrowserCitizenFlow(t *testing.T) {
 			Text: "第一条 为了规范重大行政决策程序，制定本规定。\n", OpensAt: now.Add(-60 * 24 * time.Hour), ClosesAt: now.Add(-20 * 24 * time.Hour)},
 	} {
 		d.DigestRecipients = []string{"bureau@example.gov.cn"}
-		if _, err := ds.Create(ctx, d); err != nil {
+		if _, err := ds.Import(ctx, record.AdminToken, d); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -77,12 +78,12 @@ func TestBrowserCitizenFlow(t *testing.T) {
 	for _, l := range []lang{langZH, langEN} {
 		for _, dev := range []device{phone, desktop} {
 			id := powDraft(l, dev)
-			if _, err := ds.Create(ctx, drafts.Draft{ID: id, Title: "某市城市养犬管理规定（征求意见稿）", Bureau: "某市公安局",
+			if _, err := ds.Import(ctx, record.AdminToken, drafts.Draft{ID: id, Title: "某市城市养犬管理规定（征求意见稿）", Bureau: "某市公安局",
 				Kind: drafts.KindRule, Text: "第一条 为了规范养犬行为，制定本规定。\n第二条 本规定适用于本市城市建成区。\n",
 				OpensAt: now.Add(-time.Hour), ClosesAt: now.Add(20 * 24 * time.Hour), DigestRecipients: []string{"gaj@example.gov.cn"}}); err != nil {
 				t.Fatal(err)
 			}
-			if err := ds.SetLimits(ctx, id, drafts.Limits{PoWBits: 12, SubmitsPerHour: 1}); err != nil {
+			if err := ds.SetLimits(ctx, record.AdminToken, id, drafts.Limits{PoWBits: 12, SubmitsPerHour: 1}); err != nil {
 				t.Fatal(err)
 			}
 		}

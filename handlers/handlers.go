@@ -11,14 +11,23 @@ import (
 
 	"consult/comments"
 	"consult/drafts"
+	"consult/record"
 )
 
-// draftStore is what the routes need from the drafts package.
+// draftStore is what the routes need from the drafts package. The changes take
+// the actor that the record names (see actorOf).
 type draftStore interface {
-	Create(ctx context.Context, d drafts.Draft) (drafts.Draft, error)
+	Create(ctx context.Context, actor record.Actor, d drafts.Draft) (drafts.Draft, error)
 	Get(ctx context.Context, id string) (drafts.Draft, error)
 	List(ctx context.Context, now time.Time, statuses ...drafts.Status) ([]drafts.Draft, error)
-	SetLimits(ctx context.Context, id string, l drafts.Limits) error
+	SetLimits(ctx context.Context, actor record.Actor, id string, l drafts.Limits) error
+}
+
+// recordReader reads a consultation's record (store.Records).
+type recordReader interface {
+	// Page returns up to limit events after sequence number after, and the
+	// number to continue after (0: no more yet).
+	Page(ctx context.Context, scope record.Scope, after, limit int64) ([]record.Event, int64, error)
 }
 
 // commentStore is what the routes need from the comments package.
@@ -65,6 +74,7 @@ type Config struct {
 	Drafts   draftStore
 	Comments commentStore
 	Digests  digestRequester
+	Records  recordReader
 	Ready    Readiness
 	// Metrics returns the current metrics; nil serves none.
 	Metrics func(ctx context.Context) []Metric

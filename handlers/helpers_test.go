@@ -59,7 +59,7 @@ func (l *logSink) logger() *slog.Logger {
 func storeConfig(rdb redis.UniversalClient, now func() time.Time, sink *logSink) (Config, *store.Drafts, *store.Comments) {
 	ds := store.NewDrafts(rdb, now)
 	cs := store.NewComments(rdb, ds, store.IntakeConfig{})
-	return Config{Drafts: ds, Comments: cs, Now: now, Ready: alwaysReady{},
+	return Config{Drafts: ds, Comments: cs, Records: store.NewRecords(rdb), Now: now, Ready: alwaysReady{},
 		Limiter: store.NewLimiter(rdb, store.LimiterConfig{}), Proofs: store.NewProofs(rdb),
 		Secret: []byte("a test secret of thirty-two bytes"), Logger: sink.logger()}, ds, cs
 }

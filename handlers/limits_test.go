@@ -14,6 +14,7 @@ import (
 
 	"consult/comments"
 	"consult/drafts"
+	"consult/record"
 )
 
 // TestRateLimits: a client over its limit gets 429 with Retry-After (a problem
@@ -23,7 +24,7 @@ func TestRateLimits(t *testing.T) {
 	e := newEnv(t, nil)
 	openDraft(e, "plan")
 	d := openDraft(e, "tight")
-	if err := e.ds.SetLimits(context.Background(), d.ID, drafts.Limits{SubmitsPerHour: 2}); err != nil {
+	if err := e.ds.SetLimits(context.Background(), record.AdminToken, d.ID, drafts.Limits{SubmitsPerHour: 2}); err != nil {
 		t.Fatal(err)
 	}
 	post := func(c *client, draft, body string) response {
@@ -115,7 +116,7 @@ func TestForwardedFor(t *testing.T) {
 	_, proxies, _ := net.ParseCIDR("10.0.0.0/8")
 	e := newEnv(t, nil, func(c *Config) { c.TrustedProxies = []*net.IPNet{proxies} })
 	d := openDraft(e, "plan")
-	if err := e.ds.SetLimits(context.Background(), d.ID, drafts.Limits{SubmitsPerHour: 1}); err != nil {
+	if err := e.ds.SetLimits(context.Background(), record.AdminToken, d.ID, drafts.Limits{SubmitsPerHour: 1}); err != nil {
 		t.Fatal(err)
 	}
 	post := func(remote, xff string) int {
@@ -152,7 +153,7 @@ func TestForwardedFor(t *testing.T) {
 func TestLimitsOff(t *testing.T) {
 	e := newEnv(t, nil, func(c *Config) { c.Limiter = nil })
 	d := openDraft(e, "plan")
-	if err := e.ds.SetLimits(context.Background(), d.ID, drafts.Limits{SubmitsPerHour: 1}); err != nil {
+	if err := e.ds.SetLimits(context.Background(), record.AdminToken, d.ID, drafts.Limits{SubmitsPerHour: 1}); err != nil {
 		t.Fatal(err)
 	}
 	c := e.client()
@@ -267,7 +268,7 @@ func get(t *testing.T, u string) string {
 func TestDraftFull(t *testing.T) {
 	e := newEnv(t, nil)
 	d := openDraft(e, "plan")
-	if err := e.ds.SetLimits(context.Background(), d.ID, drafts.Limits{MaxComments: 1}); err != nil {
+	if err := e.ds.SetLimits(context.Background(), record.AdminToken, d.ID, drafts.Limits{MaxComments: 1}); err != nil {
 		t.Fatal(err)
 	}
 	c := e.client()

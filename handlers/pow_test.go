@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"consult/drafts"
+	"consult/record"
 )
 
 // solve finds a nonce for a challenge, as the page's script does.
@@ -111,7 +112,7 @@ var (
 func TestProofOfWorkForm(t *testing.T) {
 	e := newEnv(t, nil)
 	d := openDraft(e, "plan")
-	if err := e.ds.SetLimits(context.Background(), d.ID, drafts.Limits{PoWBits: 10}); err != nil {
+	if err := e.ds.SetLimits(context.Background(), record.AdminToken, d.ID, drafts.Limits{PoWBits: 10}); err != nil {
 		t.Fatal(err)
 	}
 	c := e.client()

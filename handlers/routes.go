@@ -18,6 +18,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"consult/record"
 )
 
 // server holds the routes' dependencies; its methods are the handlers.
@@ -108,6 +110,7 @@ func (s *server) Register(e *echo.Echo) {
 	admin.GET("/drafts/:id/comments", s.apiListComments)
 	admin.POST("/drafts/:id/digests", s.apiRequestDigest)
 	admin.PUT("/drafts/:id/limits", s.apiSetLimits)
+	admin.GET("/drafts/:id/events", s.apiListEvents)
 
 	// Anyone: the pages. Forms are read whole before the CSRF check, so that a
 	// broken body is told apart; they carry a CSRF token checked against a cookie.
@@ -216,7 +219,8 @@ func readForm(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// requireAdmin checks the Bearer token in constant time.
+// requireAdmin checks the Bearer token in constant time, and names its holder
+// for the record: record.AdminToken.
 func (s *server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		auth := c.Request().Header.Get(echo.HeaderAuthorization)
@@ -224,8 +228,24 @@ func (s *server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		if s.AdminToken == "" || !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(s.AdminToken)) != 1 {
 			return errUnauthorized
 		}
+		c.Set(actorKey, record.AdminToken)
 		return next(c)
 	}
+}
+
+// actorKey is where the authentication middleware leaves the request's actor
+// (a record.Actor) in the echo context.
+const actorKey = "consult.actor"
+
+// actorOf is who the record names for a change made by this request: what the
+// authentication middleware set. A route that changes state without one is a
+// route outside its group: an error (500), never a change recorded as nobody's.
+func actorOf(c echo.Context) (record.Actor, error) {
+	a, _ := c.Get(actorKey).(record.Actor)
+	if !a.Valid() {
+		return "", fmt.Errorf("handlers: %s %s: no actor for the record", c.Request().Method, c.Path())
+	}
+	return a, nil
 }
 
 // requestID names every request for the log line and the problem document. An

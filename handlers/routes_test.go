@@ -20,6 +20,7 @@ import (
 	"consult/comments"
 	"consult/drafts"
 	"consult/internal/redistest"
+	"consult/record"
 )
 
 // routeEnv is the whole route table on a real Redis, with a draft and a receipt
@@ -28,6 +29,7 @@ type routeEnv struct {
 	e     *echo.Echo
 	code  string
 	asset string
+	redis *redistest.Server
 }
 
 func newRouteEnv(t *testing.T) *routeEnv {
@@ -41,7 +43,7 @@ func newRouteEnv(t *testing.T) *routeEnv {
 	}
 	now := time.Now()
 	ctx := context.Background()
-	if _, err := ds.Create(ctx, drafts.Draft{ID: "plan", Title: planTitle, Bureau: planBureau, Kind: drafts.KindOther,
+	if _, err := ds.Import(ctx, record.AdminToken, drafts.Draft{ID: "plan", Title: planTitle, Bureau: planBureau, Kind: drafts.KindOther,
 		Text: planText, OpensAt: now.Add(-time.Hour), ClosesAt: now.Add(time.Hour), DigestRecipients: []string{"a@example.gov.cn"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +51,7 @@ func newRouteEnv(t *testing.T) *routeEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &routeEnv{e: e, code: r.Code}
+	env := &routeEnv{e: e, code: r.Code, redis: rs}
 	rec := httptest.NewRecorder()
 	e.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
 	m := regexp.MustCompile(`/static/(app\.[0-9a-f]+\.css)`).FindStringSubmatch(rec.Body.String())

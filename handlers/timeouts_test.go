@@ -17,6 +17,7 @@ import (
 
 	"consult/drafts"
 	"consult/internal/redistest"
+	"consult/record"
 )
 
 // pingReady is readiness as cmd/consultd checks it: a PING on the client.
@@ -47,7 +48,7 @@ func TestRedisHangs(t *testing.T) {
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 	now := time.Now()
-	if _, err := ds.Create(context.Background(), drafts.Draft{ID: "plan", Title: planTitle, Bureau: planBureau, Kind: drafts.KindOther,
+	if _, err := ds.Import(context.Background(), record.AdminToken, drafts.Draft{ID: "plan", Title: planTitle, Bureau: planBureau, Kind: drafts.KindOther,
 		Text: planText, OpensAt: now.Add(-time.Hour), ClosesAt: now.Add(time.Hour), DigestRecipients: []string{"a@example.gov.cn"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func TestBrokenBodies(t *testing.T) {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Close() })
 	now := time.Now()
-	if _, err := ds.Create(context.Background(), drafts.Draft{ID: "plan", Title: planTitle, Bureau: planBureau, Kind: drafts.KindOther,
+	if _, err := ds.Import(context.Background(), record.AdminToken, drafts.Draft{ID: "plan", Title: planTitle, Bureau: planBureau, Kind: drafts.KindOther,
 		Text: planText, OpensAt: now.Add(-time.Hour), ClosesAt: now.Add(time.Hour), DigestRecipients: []string{"a@example.gov.cn"}}); err != nil {
 		t.Fatal(err)
 	}

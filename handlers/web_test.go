@@ -21,6 +21,7 @@ import (
 	"consult/comments"
 	"consult/drafts"
 	"consult/internal/redistest"
+	"consult/record"
 	"consult/store"
 )
 
@@ -87,7 +88,7 @@ func (e *env) draft(d drafts.Draft) drafts.Draft {
 		d.Text = planText
 	}
 	d.DigestRecipients = []string{"sfj@example.gov.cn"}
-	out, err := e.ds.Create(context.Background(), d)
+	out, err := e.ds.Import(context.Background(), record.AdminToken, d)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -740,7 +741,7 @@ func FuzzCommentForm(f *testing.F) {
 		f.Fatal(err)
 	}
 	now := time.Now()
-	if _, err := ds.Create(context.Background(), drafts.Draft{ID: "plan", Title: planTitle, Bureau: planBureau, Kind: drafts.KindOther,
+	if _, err := ds.Import(context.Background(), record.AdminToken, drafts.Draft{ID: "plan", Title: planTitle, Bureau: planBureau, Kind: drafts.KindOther,
 		Text: planText, OpensAt: now.Add(-time.Hour), ClosesAt: now.Add(24 * time.Hour), DigestRecipients: []string{"a@example.gov.cn"}}); err != nil {
 		f.Fatal(err)
 	}

@@ -1,20 +1,29 @@
 package notify
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
+	"net/mail"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/jordan-wright/email"
 	"github.com/redis/go-redis/v9"
 
 	"consult/comments"
 	"consult/drafts"
+	"consult/record"
+	"consult/store"
 )
 
 // draftSource is what the Scheduler needs from the drafts package.
@@ -256,17 +265,91 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 'GO'
 `)
 
-// recordScript records that a recipient's server accepted the digest, and drops
-// the recipient's retry state.
+// recordScript records that a recipient's server accepted the digest, drops
+// the recipient's retry state, and appends digest.sent to the consultation's
+// record (see sentEvent): once, since a delivery already recorded, by this
+// replica or another, adds no second event.
 //
-//	KEYS[1] sent hash, KEYS[2] retry hash
-//	ARGV[1] recipient, ARGV[2] time sent (RFC 3339, UTC)
+//	KEYS[1] sent hash, KEYS[2] retry hash, KEYS[3] the draft's record,
+//	KEYS[4] its intake stream (store.DraftRecordKeys)
+//	ARGV[1] recipient, ARGV[2] time sent (RFC 3339, UTC), ARGV[3] the event's template
 //	returns 1 when recorded now, 0 when it already was
-var recordScript = redis.NewScript(`
-local n = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+var recordScript = store.RecordedScript(`
+local n = 0
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
+  record_append(KEYS[3], KEYS[4], record_now(), ARGV[3])
+  n = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+end
 redis.call('HDEL', KEYS[2], ARGV[1])
 return n
 `)
+
+// coverage is what a digest covered: how many comments, and the first and
+// last of them by intake entry ("" when unknown or none).
+type coverage struct {
+	comments    int
+	first, last string
+}
+
+// coverageOf is the coverage of comments in the order received.
+func coverageOf(cs []comments.Comment) coverage {
+	if len(cs) == 0 {
+		return coverage{}
+	}
+	return coverage{comments: len(cs), first: cs[0].Entry, last: cs[len(cs)-1].Entry}
+}
+
+// sentEvent is the template of the digest.sent event for one delivery: the
+// job, the recipient, the Message-ID, the message's hash (messageHash), and
+// what it covered. Never a commenter's name or contact, though the bureau's
+// copy holds them.
+func sentEvent(j job, rcpt, messageID string, e *email.Email, c coverage) (string, error) {
+	d := record.Data{"job": j.name, "recipient": rcpt, "message_id": messageID,
+		"message_sha256": messageHash(e), "comments": c.comments}
+	if c.first != "" {
+		d["first_entry"] = c.first
+	}
+	if c.last != "" {
+		d["last_entry"] = c.last
+	}
+	tpl, err := record.Pending(record.DraftScope(j.draftID), record.System, record.DigestSent, d).Template()
+	return string(tpl), err
+}
+
+// messageHash is the SHA-256 of what a recipient reads, after the label
+// "consult digest v1": the Message-ID and Date headers, the sender's and the
+// recipients' addresses (", " between them), the decoded Subject, the text and
+// HTML bodies with their line breaks as LF, and each attachment's name and
+// content, each preceded by its length in 8 bytes (big-endian). Not the bytes on
+// the wire: the MIME boundaries are random at each composition, and servers on
+// the way add headers and re-encode parts; what is hashed here survives that,
+// so a recipient can recompute it from the mail they hold.
+func messageHash(e *email.Email) string {
+	h := sha256.New()
+	put := func(b []byte) {
+		h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(b))))
+		h.Write(b)
+	}
+	h.Write([]byte("consult digest v1"))
+	from := e.From
+	if a, err := mail.ParseAddress(e.From); err == nil {
+		from = a.Address
+	}
+	subject, err := new(mime.WordDecoder).DecodeHeader(e.Subject)
+	if err != nil {
+		subject = e.Subject
+	}
+	for _, f := range []string{e.Headers.Get("Message-Id"), e.Headers.Get("Date"), from, strings.Join(e.To, ", "), subject} {
+		put([]byte(f))
+	}
+	put(bytes.ReplaceAll(e.Text, []byte("\r\n"), []byte("\n")))
+	put(bytes.ReplaceAll(e.HTML, []byte("\r\n"), []byte("\n")))
+	for _, a := range e.Attachments {
+		put([]byte(a.Filename))
+		put(a.Content)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
 
 // failScript counts a failed delivery to a recipient and sets when the next
 // attempt may start: RetryBase after the first failure, doubling, at most RetryMax.
@@ -398,7 +481,7 @@ func (s *Scheduler) work(ctx context.Context, j job) error {
 			s.log.Warn("notify: digest lease lost; leaving the draft to the replica that holds it", "draft", d.ID, "job", j.name)
 			return nil
 		}
-		sent, err := s.deliver(ctx, j, r, rcpt)
+		sent, err := s.deliver(ctx, j, r, rcpt, coverageOf(cs))
 		if err != nil {
 			return err
 		}
@@ -458,12 +541,16 @@ func (s *Scheduler) markDone(ctx context.Context, j job) error {
 // deliver sends the digest to one recipient and records the outcome: sent, or
 // failed with the time of the next attempt. It reports whether the delivery was
 // recorded, and returns an error only when the outcome could not be recorded.
-func (s *Scheduler) deliver(ctx context.Context, j job, r Rendered, rcpt string) (bool, error) {
+func (s *Scheduler) deliver(ctx context.Context, j job, r Rendered, rcpt string, cover coverage) (bool, error) {
 	id, err := MessageID(j.draftID, j.name, rcpt, s.cfg.From)
 	if err != nil {
 		return false, err
 	}
 	e := r.Email(s.cfg.From, rcpt, id, s.cfg.Now().In(s.cfg.Location))
+	event, err := sentEvent(j, rcpt, id, e, cover)
+	if err != nil {
+		return false, fmt.Errorf("notify: digest %s %s: %w", j.draftID, j.name, err)
+	}
 	// The delivery under way is let finish when ctx ends (see Run): abandoning it
 	// after the server took the message would leave it unrecorded, to be repeated.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.SendTimeout)
@@ -485,8 +572,9 @@ func (s *Scheduler) deliver(ctx context.Context, j job, r Rendered, rcpt string)
 		return false, nil
 	}
 	s.sent.Add(1)
-	if err := recordScript.Run(rctx, s.rdb, []string{sentKey(j.draftID, j.name), retryKey(j.draftID, j.name)},
-		rcpt, s.cfg.Now().UTC().Format(time.RFC3339Nano)).Err(); err != nil {
+	events, intake := store.DraftRecordKeys(j.draftID)
+	if err := recordScript.Run(rctx, s.rdb, []string{sentKey(j.draftID, j.name), retryKey(j.draftID, j.name), events, intake},
+		rcpt, s.cfg.Now().UTC().Format(time.RFC3339Nano), event).Err(); err != nil {
 		s.log.Error("notify: digest sent but not recorded; it will be sent again with the same Message-ID",
 			"draft", j.draftID, "job", j.name, "recipient", rcpt, "message_id", id, "err", err)
 		return false, fmt.Errorf("notify: digest %s %s: record delivery to %s: %w", j.draftID, j.name, rcpt, err)

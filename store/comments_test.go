@@ -14,6 +14,7 @@ import (
 	"consult/comments"
 	"consult/drafts"
 	"consult/internal/redistest"
+	rec "consult/record"
 )
 
 const ruleText = "第一章 总则\n第一条 为了规范本市公共服务，制定本办法。\n第二条 本办法适用于本市行政区域。\n第二章 附则\n第三条 本办法自公布之日起施行。\n"
@@ -22,7 +23,7 @@ func setup(t *testing.T, opens, closes time.Time) (*Comments, *Drafts, redis.Uni
 	t.Helper()
 	rdb := redistest.Start(t).Client(t)
 	ds := NewDrafts(rdb, nil)
-	d, err := ds.Create(context.Background(), drafts.Draft{
+	d, err := ds.Import(context.Background(), rec.AdminToken, drafts.Draft{
 		ID: "test-rule", Title: "测试办法", Bureau: "司法局", Kind: drafts.KindRule, Text: ruleText,
 		OpensAt: opens, ClosesAt: closes, DigestRecipients: []string{"bureau@example.gov.cn"},
 	})

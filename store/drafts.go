@@ -1,8 +1,9 @@
 package store
 
 import (
-	"consult/drafts"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"consult/drafts"
+	rec "consult/record"
 )
 
 // Drafts keeps drafts in Redis. Drafts do not change once stored, so Get serves from a
@@ -39,27 +43,73 @@ func NewDrafts(rdb redis.UniversalClient, now func() time.Time) *Drafts {
 	return &Drafts{rdb: rdb, now: now, ttl: 30 * time.Second, cache: map[string]cached{}, refs: map[int64]string{}}
 }
 
-// createScript stores a new draft unless its id is taken.
+// createScript stores a new draft unless its id is taken, and records it:
+// draft.created, then draft.published (its window from the stored times), or
+// draft.imported alone. The opening is decided by the Redis server's clock: none
+// given, or one at most the skew in the past, is now.
 //
-//	KEYS[1] draft hash
-//	ARGV[1] draft JSON, ARGV[2] opens_ms, ARGV[3] closes_ms, ARGV[4] ref
-//	returns 1 | error "EXISTS"
-var createScript = redis.NewScript(`
+//	KEYS[1] draft hash, KEYS[2] record, KEYS[3] intake stream
+//	ARGV[1] draft JSON, ARGV[2] opens_ms ("" = now), ARGV[3] closes_ms,
+//	ARGV[4] ref, ARGV[5] skew (ms; -1 = import: the window as given),
+//	ARGV[6] template of the first event (draft.created or draft.imported),
+//	ARGV[7] draft.published template when it opens now, ARGV[8] when it opens
+//	at ARGV[2] ("" = no such event)
+//	returns {now ms, opens ms} | error "EXISTS" | "OPENS_PAST" | "CLOSES_PAST"
+var createScript = newRecordedScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('EXISTS') end
-redis.call('HSET', KEYS[1], 'json', ARGV[1], 'opens_ms', ARGV[2], 'closes_ms', ARGV[3], 'ref', ARGV[4])
-return 1
+local now = record_now()
+local opens, published = tonumber(ARGV[2]), ARGV[8]
+if ARGV[5] ~= '-1' then
+  if opens and opens < now - tonumber(ARGV[5]) then return redis.error_reply('OPENS_PAST') end
+  if not opens or opens <= now then opens, published = now, ARGV[7] end
+end
+if tonumber(ARGV[3]) <= opens then return redis.error_reply('CLOSES_PAST') end
+record_append(KEYS[2], KEYS[3], now, ARGV[6])
+if published ~= '' then record_append(KEYS[2], KEYS[3], now, published) end
+redis.call('HSET', KEYS[1], 'json', ARGV[1], 'opens_ms', opens, 'closes_ms', ARGV[3], 'ref', ARGV[4], 'created_ms', now)
+return {now, opens}
 `)
 
-// Create validates d, parses its text into sections, assigns its ref and stores it.
-// It returns the stored draft, a *drafts.ValidationError, or drafts.ErrExists.
-func (s *Drafts) Create(ctx context.Context, d drafts.Draft) (drafts.Draft, error) {
+// newRecordedScript is RecordedScript, for this package's own scripts.
+var newRecordedScript = RecordedScript
+
+// Create validates d, parses its text into sections, assigns its ref, stores it
+// and records it as created and published by actor. An OpensAt left zero, or at
+// most drafts.PublishSkew in the past by the Redis server's clock, publishes the
+// draft now: the returned draft carries that time as OpensAt, and as CreatedAt
+// the time it was stored. It returns the stored draft, a
+// *drafts.ValidationError (an opening further in the past, or a closing not
+// after the opening), drafts.ErrExists, or record.ErrInvalid for a bad actor.
+func (s *Drafts) Create(ctx context.Context, actor rec.Actor, d drafts.Draft) (drafts.Draft, error) {
+	return s.create(ctx, actor, d, false)
+}
+
+// Import stores a consultation held before consult kept it (on paper, on
+// another system) with its window as the bureau states it, in the past if so:
+// the one way to store an opening the server did not stamp, and the record says
+// so (draft.imported, with the times as given, instead of draft.published). It
+// is not on the API; the tests use it for windows in the past. Errors as Create,
+// and a *drafts.ValidationError without OpensAt.
+func (s *Drafts) Import(ctx context.Context, actor rec.Actor, d drafts.Draft) (drafts.Draft, error) {
+	if d.OpensAt.IsZero() {
+		return drafts.Draft{}, &drafts.ValidationError{Fields: map[string]string{"opens_at": "is required to import a consultation"}}
+	}
+	return s.create(ctx, actor, d, true)
+}
+
+func (s *Drafts) create(ctx context.Context, actor rec.Actor, d drafts.Draft, imported bool) (drafts.Draft, error) {
 	d.Sections = nil
 	if err := d.Validate(); err != nil {
 		return drafts.Draft{}, err
 	}
 	d.OpensAt, d.ClosesAt = d.OpensAt.UTC().Truncate(time.Millisecond), d.ClosesAt.UTC().Truncate(time.Millisecond)
-	d.CreatedAt = s.now().UTC().Truncate(time.Millisecond)
+	// Both are set from the script's answer (and read back from their hash fields
+	// by Get): the JSON carries what was asked.
+	d.CreatedAt = time.Time{}
 	d.Sections = drafts.ParseSections(d.Text)
+	if !actor.Valid() {
+		return drafts.Draft{}, fmt.Errorf("store: drafts: create %s: %w: actor %q", d.ID, rec.ErrInvalid, actor)
+	}
 	// A taken id is checked before a ref is spent; the script checks again atomically.
 	if n, err := s.rdb.Exists(ctx, draftHash(d.ID)).Result(); err != nil {
 		return drafts.Draft{}, fmt.Errorf("store: drafts: create %s: %w", d.ID, err)
@@ -71,22 +121,66 @@ func (s *Drafts) Create(ctx context.Context, d drafts.Draft) (drafts.Draft, erro
 		return drafts.Draft{}, fmt.Errorf("store: drafts: create %s: ref: %w", d.ID, err)
 	}
 	d.Ref = ref
+	scope := rec.DraftScope(d.ID)
+	content := draftContent(d)
+	first := rec.Pending(scope, actor, rec.DraftCreated, content)
+	var nowTpl, atTpl string
+	if imported {
+		content["opens_at"], content["closes_at"] = d.OpensAt.UnixMilli(), d.ClosesAt.UnixMilli()
+		first.Action = rec.DraftImported
+	} else {
+		pub := rec.Data{"opens_at": rec.RedisTime, "opens_now": true, "closes_at": d.ClosesAt.UnixMilli()}
+		if !d.OpensAt.IsZero() {
+			pub["requested_opens_at"] = d.OpensAt.UnixMilli()
+		}
+		var err error
+		if nowTpl, err = template(rec.Pending(scope, actor, rec.DraftPublished, pub)); err != nil {
+			return drafts.Draft{}, fmt.Errorf("store: drafts: create %s: %w", d.ID, err)
+		}
+		if !d.OpensAt.IsZero() {
+			at := rec.Data{"opens_at": d.OpensAt.UnixMilli(), "opens_now": false, "closes_at": d.ClosesAt.UnixMilli()}
+			if atTpl, err = template(rec.Pending(scope, actor, rec.DraftPublished, at)); err != nil {
+				return drafts.Draft{}, fmt.Errorf("store: drafts: create %s: %w", d.ID, err)
+			}
+		}
+	}
+	firstTpl, err := template(first)
+	if err != nil {
+		return drafts.Draft{}, fmt.Errorf("store: drafts: create %s: %w", d.ID, err)
+	}
 	b, err := json.Marshal(d)
 	if err != nil {
 		return drafts.Draft{}, fmt.Errorf("store: drafts: create %s: %w", d.ID, err)
 	}
-	opens, closes := d.OpensAt.UnixMilli(), d.ClosesAt.UnixMilli()
-	if err := createScript.Run(ctx, s.rdb, []string{draftHash(d.ID)}, b, opens, closes, ref).Err(); err != nil {
-		if isScriptError(err, "EXISTS") {
-			return drafts.Draft{}, drafts.ErrExists
-		}
-		return drafts.Draft{}, fmt.Errorf("store: drafts: create %s: %w", d.ID, err)
+	opens, skew := "", strconv.FormatInt(drafts.PublishSkew.Milliseconds(), 10)
+	if !d.OpensAt.IsZero() {
+		opens = strconv.FormatInt(d.OpensAt.UnixMilli(), 10)
 	}
+	if imported {
+		skew = "-1"
+	}
+	events, intake := DraftRecordKeys(d.ID)
+	res, err := createScript.Run(ctx, s.rdb, []string{draftHash(d.ID), events, intake},
+		b, opens, d.ClosesAt.UnixMilli(), ref, skew, firstTpl, nowTpl, atTpl).Int64Slice()
+	switch {
+	case isScriptError(err, "EXISTS"):
+		return drafts.Draft{}, drafts.ErrExists
+	case isScriptError(err, "OPENS_PAST"):
+		return drafts.Draft{}, &drafts.ValidationError{Fields: map[string]string{"opens_at": fmt.Sprintf(
+			"is more than %d minutes past: leave it out to publish now", int(drafts.PublishSkew.Minutes()))}}
+	case isScriptError(err, "CLOSES_PAST"):
+		return drafts.Draft{}, &drafts.ValidationError{Fields: map[string]string{"closes_at": "must be after the opening (now, when opens_at is left out)"}}
+	case err != nil:
+		return drafts.Draft{}, wrap("drafts: create "+d.ID, err)
+	case len(res) != 2:
+		return drafts.Draft{}, fmt.Errorf("store: drafts: create %s: reply %v", d.ID, res)
+	}
+	d.CreatedAt, d.OpensAt = time.UnixMilli(res[0]).UTC(), time.UnixMilli(res[1]).UTC()
 	// The indexes live outside the draft's slot, so they are written after it. A
 	// crash in between leaves a draft that is reachable by id but not listed.
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.ZAddNX(ctx, indexByOpen, redis.Z{Score: float64(opens), Member: d.ID})
-		p.ZAddNX(ctx, indexByClose, redis.Z{Score: float64(closes), Member: d.ID})
+		p.ZAddNX(ctx, indexByOpen, redis.Z{Score: float64(res[1]), Member: d.ID})
+		p.ZAddNX(ctx, indexByClose, redis.Z{Score: float64(d.ClosesAt.UnixMilli()), Member: d.ID})
 		p.Set(ctx, refKey(ref), d.ID, 0)
 		return nil
 	})
@@ -94,6 +188,21 @@ func (s *Drafts) Create(ctx context.Context, d drafts.Draft) (drafts.Draft, erro
 		return drafts.Draft{}, fmt.Errorf("store: drafts: create %s: index: %w", d.ID, err)
 	}
 	return d, nil
+}
+
+// draftContent is what the record keeps of a draft's content: the short fields
+// as they are, the long ones by SHA-256 (the draft itself keeps them).
+func draftContent(d drafts.Draft) rec.Data {
+	sum := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+	c := rec.Data{
+		"title": d.Title, "bureau": d.Bureau, "kind": string(d.Kind), "ref": d.Ref,
+		"text_sha256": sum(d.Text), "text_bytes": len(d.Text), "sections": len(d.Sections),
+		"summary_sha256": sum(d.Summary), "digest_recipients": d.DigestRecipients,
+	}
+	if d.ShortenedReason != "" {
+		c["shortened_reason"] = d.ShortenedReason
+	}
+	return c
 }
 
 // Get returns the draft with the given id, or drafts.ErrNotFound.
@@ -108,7 +217,7 @@ func (s *Drafts) Get(ctx context.Context, id string) (drafts.Draft, error) {
 	if !drafts.ValidID(id) {
 		return drafts.Draft{}, drafts.ErrNotFound
 	}
-	v, err := s.rdb.HMGet(ctx, draftHash(id), "json", "limits").Result()
+	v, err := s.rdb.HMGet(ctx, draftHash(id), "json", "limits", "opens_ms", "closes_ms", "created_ms").Result()
 	if err != nil {
 		return drafts.Draft{}, wrap("drafts: get "+id, err)
 	}
@@ -125,37 +234,63 @@ func (s *Drafts) Get(ctx context.Context, id string) (drafts.Draft, error) {
 			return drafts.Draft{}, fmt.Errorf("store: drafts: get %s: decode limits: %w", id, err)
 		}
 	}
+	// The window and the creation time are the hash fields the scripts set by
+	// Redis's clock; the JSON holds what the bureau asked (no opening, for "now").
+	for i, t := range []*time.Time{&d.OpensAt, &d.ClosesAt, &d.CreatedAt} {
+		if str, _ := v[2+i].(string); str != "" {
+			ms, err := strconv.ParseInt(str, 10, 64)
+			if err != nil {
+				return drafts.Draft{}, fmt.Errorf("store: drafts: get %s: decode times: %w", id, err)
+			}
+			*t = time.UnixMilli(ms).UTC()
+		}
+	}
 	s.mu.Lock()
 	s.cache[id] = cached{d: d, expires: now.Add(s.ttl)}
 	s.mu.Unlock()
 	return d, nil
 }
 
-// limitsScript replaces a draft's limits. The storage caps are also kept as
-// fields of their own, which the intake script reads on every batch.
+// limitsScript replaces a draft's limits, and records it (draft.limits_changed).
+// The storage caps are also kept as fields of their own, which the intake script
+// reads on every batch.
 //
-//	KEYS[1] draft hash
-//	ARGV[1] limits JSON, ARGV[2] max comments, ARGV[3] max bytes (0 = the default)
-//	returns 1 | error "NOT_FOUND"
-var limitsScript = redis.NewScript(`
+//	KEYS[1] draft hash, KEYS[2] record, KEYS[3] intake stream
+//	ARGV[1] limits JSON, ARGV[2] max comments, ARGV[3] max bytes (0 = the default),
+//	ARGV[4] the event's template
+//	returns the event's sequence number | error "NOT_FOUND"
+var limitsScript = newRecordedScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOT_FOUND') end
+local seq = record_append(KEYS[2], KEYS[3], record_now(), ARGV[4])
 redis.call('HSET', KEYS[1], 'limits', ARGV[1], 'max_comments', ARGV[2], 'max_bytes', ARGV[3])
-return 1
+return seq
 `)
 
 // SetLimits replaces a draft's limits. The storage caps take effect at once on
 // every replica (the intake script reads them); the per-client limits and the
-// proof of work when a replica's cached draft expires (within 30 s). Errors:
-// *drafts.ValidationError, drafts.ErrNotFound.
-func (s *Drafts) SetLimits(ctx context.Context, id string, l drafts.Limits) error {
+// proof of work when a replica's cached draft expires (within 30 s). The record
+// gets the new limits, all four (0: the service's default), with actor. Errors:
+// *drafts.ValidationError, drafts.ErrNotFound, record.ErrInvalid for a bad
+// actor.
+func (s *Drafts) SetLimits(ctx context.Context, actor rec.Actor, id string, l drafts.Limits) error {
 	if err := l.Validate(); err != nil {
 		return err
+	}
+	if !drafts.ValidID(id) {
+		return drafts.ErrNotFound
 	}
 	b, err := json.Marshal(l)
 	if err != nil {
 		return fmt.Errorf("store: drafts: limits %s: %w", id, err)
 	}
-	err = limitsScript.Run(ctx, s.rdb, []string{draftHash(id)}, b, l.MaxComments, l.MaxBytes).Err()
+	tpl, err := template(rec.Pending(rec.DraftScope(id), actor, rec.DraftLimitsChanged, rec.Data{
+		"max_comments": l.MaxComments, "max_bytes": l.MaxBytes, "submits_per_hour": l.SubmitsPerHour, "pow_bits": l.PoWBits,
+	}))
+	if err != nil {
+		return fmt.Errorf("store: drafts: limits %s: %w", id, err)
+	}
+	events, intake := DraftRecordKeys(id)
+	err = limitsScript.Run(ctx, s.rdb, []string{draftHash(id), events, intake}, b, l.MaxComments, l.MaxBytes, tpl).Err()
 	if isScriptError(err, "NOT_FOUND") {
 		return drafts.ErrNotFound
 	}

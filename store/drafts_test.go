@@ -8,6 +8,7 @@ import (
 
 	"consult/drafts"
 	"consult/internal/redistest"
+	rec "consult/record"
 )
 
 func valid(id string, opens, closes time.Time) drafts.Draft {
@@ -15,7 +16,7 @@ func valid(id string, opens, closes time.Time) drafts.Draft {
 		OpensAt: opens, ClosesAt: closes, DigestRecipients: []string{"a@example.gov.cn"}}
 }
 
-func TestStoreCreateGetList(t *testing.T) {
+func TestStoreImportGetList(t *testing.T) {
 	rdb := redistest.Start(t).Client(t)
 	ctx := context.Background()
 	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
@@ -23,14 +24,16 @@ func TestStoreCreateGetList(t *testing.T) {
 	if empty, err := s.Empty(ctx); err != nil || !empty {
 		t.Fatalf("Empty = %v, %v", empty, err)
 	}
-	open, err := s.Create(ctx, valid("open-a", now.Add(-time.Hour), now.Add(48*time.Hour)))
+	before := redisNow(t, rdb)
+	open, err := s.Import(ctx, rec.AdminToken, valid("open-a", now.Add(-time.Hour), now.Add(48*time.Hour)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if open.Ref != 1 || len(open.Sections) != 2 || open.Sections[1].Label != "第二条" || !open.CreatedAt.Equal(now) {
+	if open.Ref != 1 || len(open.Sections) != 2 || open.Sections[1].Label != "第二条" ||
+		open.CreatedAt.Before(before) || open.CreatedAt.After(redisNow(t, rdb)) || !open.OpensAt.Equal(now.Add(-time.Hour)) {
 		t.Fatalf("created %+v", open)
 	}
-	if _, err := s.Create(ctx, valid("open-a", now, now.Add(time.Hour))); !errors.Is(err, drafts.ErrExists) {
+	if _, err := s.Import(ctx, rec.AdminToken, valid("open-a", now, now.Add(time.Hour))); !errors.Is(err, drafts.ErrExists) {
 		t.Fatalf("duplicate id: %v", err)
 	}
 	for _, d := range []drafts.Draft{
@@ -38,12 +41,13 @@ func TestStoreCreateGetList(t *testing.T) {
 		valid("soon", now.Add(time.Hour), now.Add(72*time.Hour)),
 		valid("done", now.Add(-72*time.Hour), now.Add(-time.Hour)),
 	} {
-		if _, err := s.Create(ctx, d); err != nil {
+		if _, err := s.Import(ctx, rec.AdminToken, d); err != nil {
 			t.Fatal(err)
 		}
 	}
 	got, err := s.Get(ctx, "open-a")
-	if err != nil || got.Title != "办法" || got.Ref != 1 || !got.ClosesAt.Equal(open.ClosesAt) {
+	if err != nil || got.Title != "办法" || got.Ref != 1 || !got.ClosesAt.Equal(open.ClosesAt) ||
+		!got.OpensAt.Equal(open.OpensAt) || !got.CreatedAt.Equal(open.CreatedAt) {
 		t.Fatalf("Get = %+v, %v", got, err)
 	}
 	if _, err := s.Get(ctx, "missing"); !errors.Is(err, drafts.ErrNotFound) {

@@ -12,6 +12,7 @@ import (
 
 	"consult/comments"
 	"consult/internal/redistest"
+	rec "consult/record"
 )
 
 // redisCPU reads the server's own CPU time: what a comment costs Redis, which a
@@ -43,7 +44,7 @@ func BenchmarkIntakeRedisCPU(b *testing.B) {
 				rdb := srv.Client(b)
 				now := time.Now()
 				ds := NewDrafts(rdb, nil)
-				d, err := ds.Create(context.Background(), valid("bench", now.Add(-time.Hour), now.Add(time.Hour)))
+				d, err := ds.Import(context.Background(), rec.AdminToken, valid("bench", now.Add(-time.Hour), now.Add(time.Hour)))
 				if err != nil {
 					b.Fatal(err)
 				}

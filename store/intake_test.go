@@ -15,6 +15,7 @@ import (
 	"consult/comments"
 	"consult/drafts"
 	"consult/internal/redistest"
+	rec "consult/record"
 )
 
 // sendCall runs one prepared comment through a batch, as a lane would.
@@ -173,7 +174,7 @@ func TestDraftCaps(t *testing.T) {
 	now := time.Now()
 	s, ds, rdb, d := setup(t, now.Add(-time.Hour), now.Add(time.Hour))
 	ctx := context.Background()
-	if err := ds.SetLimits(ctx, d.ID, drafts.Limits{MaxComments: 2}); err != nil {
+	if err := ds.SetLimits(ctx, rec.AdminToken, d.ID, drafts.Limits{MaxComments: 2}); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {
@@ -192,7 +193,7 @@ func TestDraftCaps(t *testing.T) {
 	}
 
 	// A byte cap, from the service's default.
-	if err := ds.SetLimits(ctx, d.ID, drafts.Limits{}); err != nil {
+	if err := ds.SetLimits(ctx, rec.AdminToken, d.ID, drafts.Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	small := NewComments(rdb, ds, IntakeConfig{MaxBytes: int64(len("意见0意见1")) + 3})
@@ -219,7 +220,7 @@ func TestStallStoresEachCommentOnce(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	ds := NewDrafts(rdb, nil)
-	d, err := ds.Create(ctx, drafts.Draft{ID: "stall", Title: "停顿", Bureau: "司法局", Kind: drafts.KindRule, Text: ruleText,
+	d, err := ds.Import(ctx, rec.AdminToken, drafts.Draft{ID: "stall", Title: "停顿", Bureau: "司法局", Kind: drafts.KindRule, Text: ruleText,
 		OpensAt: now.Add(-time.Hour), ClosesAt: now.Add(time.Hour), DigestRecipients: []string{"b@example.gov.cn"}})
 	if err != nil {
 		t.Fatal(err)

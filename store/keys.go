@@ -46,3 +46,14 @@ const (
 )
 
 func refKey(ref int64) string { return "consult:drafts:ref:" + strconv.FormatInt(ref, 10) }
+
+// recordList is the consultation's record: its events (package record), each
+// as its canonical bytes, at position seq-1. Only ever appended to, by
+// record_append inside the script that makes the change (see record.go).
+func recordList(id string) string { return "consult:{" + id + "}:events" }
+
+// staffRecord is the record of users and tokens. Its hash tag cannot be a
+// draft's: a draft id has no underscore, so a draft named "staff" keeps a record
+// of its own. The keys of users and tokens must carry the same tag, so that one
+// script changes them and appends to this record together.
+const staffRecord = "consult:{_staff}:events"

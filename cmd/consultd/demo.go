@@ -7,11 +7,12 @@ import (
 	"time"
 
 	"consult/drafts"
+	"consult/record"
 	"consult/store"
 )
 
 // demoDraft is loaded on a first start with an empty store, so that a newcomer who
-// runs `make run` sees a working consultation. It follows the county implementation
+// runs `make run` sees a working consultation, published at once (no OpensAt). It follows the county implementation
 // plan in the project's legal notes, with the 30-day window the law's benchmark asks.
 func demoDraft(now time.Time) drafts.Draft {
 	return drafts.Draft{
@@ -37,7 +38,6 @@ func demoDraft(now time.Time) drafts.Draft {
 （七）加强组织领导。各乡镇、各部门主要负责人要切实履行推进法治建设第一责任人职责。
 （八）加强督促落实。县司法局负责对本方案落实情况进行跟踪评估，每年向社会公开。
 `,
-		OpensAt:          now.Add(-time.Minute),
 		ClosesAt:         now.AddDate(0, 0, 30),
 		DigestRecipients: []string{"fazhi@hongya.example.gov.cn"},
 	}
@@ -49,7 +49,7 @@ func loadDemo(ctx context.Context, ds *store.Drafts, now time.Time) (bool, error
 	if err != nil || !empty {
 		return false, err
 	}
-	if _, err := ds.Create(ctx, demoDraft(now)); err != nil && !errors.Is(err, drafts.ErrExists) {
+	if _, err := ds.Create(ctx, record.System, demoDraft(now)); err != nil && !errors.Is(err, drafts.ErrExists) {
 		return false, fmt.Errorf("demo: %w", err)
 	}
 	return true, nil

@@ -134,7 +134,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 		return fmt.Errorf("read the service secret from Redis: %w", err)
 	}
 	hc := handlers.Config{
-		Drafts: ds, Comments: cs, Digests: sched, Ready: ready, AdminToken: token,
+		Drafts: ds, Comments: cs, Digests: sched, Records: store.NewRecords(rdb), Ready: ready, AdminToken: token,
 		Location: loc, BaseURL: cfg.BaseURL, Logger: log,
 		Secure:         strings.HasPrefix(cfg.BaseURL, "https://"),
 		Metrics:        func(ctx context.Context) []handlers.Metric { return metrics(cs, workers, sched) },

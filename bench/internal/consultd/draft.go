@@ -13,13 +13,14 @@ import (
 )
 
 // Draft is the draft a benchmark comments on. Its zero fields get the
-// benchmarks' defaults: a short rule of the 司法局 with four articles, open from
-// an hour ago for a week, its digest to office@example.gov.cn.
+// benchmarks' defaults: a short rule of the 司法局 with four articles, published
+// at once (no opens_at: the server opens it at its own time) for a week, its
+// digest to office@example.gov.cn.
 type Draft struct {
 	ID                   string
 	Title, Summary, Text string
-	OpensAt, ClosesAt    time.Time
-	Recipients           []string // of the digest
+	OpensAt, ClosesAt    time.Time // OpensAt zero: now
+	Recipients           []string  // of the digest
 }
 
 // CreateDraft creates d through the admin API at base, as a bureau would, and
@@ -35,20 +36,20 @@ func CreateDraft(ctx context.Context, base, token string, d Draft) (string, erro
 	if d.Text == "" {
 		d.Text = "第一章 总则\n第一条 为了规范公开征求意见工作，制定本办法。\n第二条 本办法适用于本市行政机关起草的规章草案。\n第三条 公开征求意见的期限一般不少于三十日。\n"
 	}
-	if d.OpensAt.IsZero() {
-		d.OpensAt = now.Add(-time.Hour)
-	}
 	if d.ClosesAt.IsZero() {
 		d.ClosesAt = now.Add(7 * 24 * time.Hour)
 	}
 	if len(d.Recipients) == 0 {
 		d.Recipients = []string{"office@example.gov.cn"}
 	}
-	in, _ := json.Marshal(map[string]any{
+	body := map[string]any{
 		"id": d.ID, "title": d.Title, "bureau": "司法局", "kind": "rule", "summary": d.Summary, "text": d.Text,
-		"opens_at": d.OpensAt.Format(time.RFC3339Nano), "closes_at": d.ClosesAt.Format(time.RFC3339Nano),
-		"digest_recipients": d.Recipients,
-	})
+		"closes_at": d.ClosesAt.Format(time.RFC3339Nano), "digest_recipients": d.Recipients,
+	}
+	if !d.OpensAt.IsZero() {
+		body["opens_at"] = d.OpensAt.Format(time.RFC3339Nano)
+	}
+	in, _ := json.Marshal(body)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/drafts", bytes.NewReader(in))
