@@ -3,7 +3,6 @@ package handlers
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"consult/accounts"
 )
 
 // server holds the routes' dependencies; its methods are the handlers.
@@ -65,6 +66,9 @@ func newServer(cfg Config) (*server, *echo.Echo, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if cfg.Accounts == nil {
+		cfg.Accounts = noAccounts{}
+	}
 	s := &server{Config: cfg, pages: p, keys: newSecrets(cfg.Secret)}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -100,12 +104,17 @@ func (s *server) Register(e *echo.Echo) {
 	api.POST("/drafts/:id/comments", s.apiSubmitComment)
 	api.GET("/receipts/:code", s.apiGetReceipt)
 
-	// Admin (Bearer token) until staff accounts exist.
-	admin := e.Group("/api/v1", middleware.BodyLimit("2M"), requireJSON, s.requireAdmin)
-	admin.POST("/drafts", s.apiCreateDraft)
-	admin.GET("/drafts/:id/comments", s.apiListComments)
-	admin.POST("/drafts/:id/digests", s.apiRequestDigest)
-	admin.PUT("/drafts/:id/limits", s.apiSetLimits)
+	// Staff: a Bearer token (a user's, or the admin token), then what its role
+	// and scope allow on the draft's bureau (accounts.Principal.May).
+	staff := e.Group("/api/v1", middleware.BodyLimit("2M"), requireJSON, s.bearer)
+	staff.POST("/drafts", s.apiCreateDraft, s.may(accounts.CreateDraft))
+	staff.GET("/drafts/:id/comments", s.apiListComments, s.may(accounts.ReadComments))
+	staff.POST("/drafts/:id/digests", s.apiRequestDigest, s.may(accounts.ManageDraft))
+	staff.PUT("/drafts/:id/limits", s.apiSetLimits, s.may(accounts.ManageDraft))
+	staff.GET("/users", s.apiListUsers, s.may(accounts.ReadAccounts))
+	staff.POST("/users", s.apiCreateUser, s.may(accounts.ManageAccounts))
+	staff.POST("/users/:name/disable", s.apiDisableUser, s.may(accounts.ManageAccounts))
+	staff.GET("/bureaus", s.apiListBureaus, s.may(accounts.ReadAccounts))
 
 	// Anyone: the pages. Forms are read whole before the CSRF check, so that a
 	// broken body is told apart; they carry a CSRF token checked against a cookie.
@@ -120,6 +129,15 @@ func (s *server) Register(e *echo.Echo) {
 	web.POST(commentPath, s.submitComment)
 	web.GET("/receipts", s.lookupPage)
 	web.GET("/receipts/:code", s.receiptPage)
+
+	// Staff: the pages, with a session (a cookie) and the same CSRF check.
+	web.GET("/login", s.loginPage)
+	web.POST("/login", s.login)
+	web.POST("/logout", s.logout)
+	web.GET("/account", s.accountPage, s.signedIn, s.may(accounts.OwnAccount))
+	web.POST("/account/password", s.changePassword, s.signedIn, s.may(accounts.OwnAccount))
+	web.POST("/account/tokens", s.createToken, s.signedIn, s.may(accounts.OwnAccount))
+	web.POST("/account/tokens/:token/revoke", s.revokeToken, s.signedIn, s.may(accounts.OwnAccount))
 	e.GET("/static/*", s.assets, pageHeaders)
 }
 
@@ -210,18 +228,6 @@ func readForm(next echo.HandlerFunc) echo.HandlerFunc {
 			r.Form[k] = append(r.Form[k], v...)
 		}
 		r.Body = io.NopCloser(bytes.NewReader(nil))
-		return next(c)
-	}
-}
-
-// requireAdmin checks the Bearer token in constant time.
-func (s *server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		auth := c.Request().Header.Get(echo.HeaderAuthorization)
-		tok, ok := strings.CutPrefix(auth, "Bearer ")
-		if s.AdminToken == "" || !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(s.AdminToken)) != 1 {
-			return errUnauthorized
-		}
 		return next(c)
 	}
 }
