@@ -505,10 +505,10 @@ func (noAccounts) CreateToken(context.Context, accounts.Actor, string, accounts.
 func (noAccounts) RevokeToken(context.Context, accounts.Actor, string, string) error {
 	return accounts.ErrNotFound
 }
-func (noAccounts) Tokens(context.Context, string) ([]accounts.Token, error)   { return nil, nil }
-func (noAccounts) Users(context.Context) ([]accounts.User, error)             { return nil, nil }
-func (noAccounts) Bureaus(context.Context) ([]accounts.Bureau, error)         { return nil, nil }
-func (noAccounts) Disable(context.Context, accounts.Actor, string) error      { return accounts.ErrNotFound }
+func (noAccounts) Tokens(context.Context, string) ([]accounts.Token, error) { return nil, nil }
+func (noAccounts) Users(context.Context) ([]accounts.User, error)           { return nil, nil }
+func (noAccounts) Bureaus(context.Context) ([]accounts.Bureau, error)       { return nil, nil }
+func (noAccounts) Disable(context.Context, accounts.Actor, string) error    { return accounts.ErrNotFound }
 func (noAccounts) CreateUser(context.Context, accounts.Actor, accounts.User, string) (accounts.User, error) {
 	return accounts.User{}, accounts.ErrForbidden
 }

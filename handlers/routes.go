@@ -96,16 +96,10 @@ func (s *server) Register(e *echo.Echo) {
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", s.metrics)
 
-	// Anyone: the JSON API. Bodies are JSON (so no cross-site HTML form can post
-	// one) and capped before decoding.
-	api := e.Group("/api/v1", middleware.BodyLimit("64K"), requireJSON)
-	api.GET("/drafts", s.apiListDrafts)
-	api.GET("/drafts/:id", s.apiGetDraft)
-	api.POST("/drafts/:id/comments", s.apiSubmitComment)
-	api.GET("/receipts/:code", s.apiGetReceipt)
-
 	// Staff: a Bearer token (a user's, or the admin token), then what its role
-	// and scope allow on the draft's bureau (accounts.Principal.May).
+	// and scope allow on the draft's bureau (accounts.Principal.May). Declared
+	// before the public group of the same prefix, whose not-found route then
+	// wins: an unknown API path is 404 to anyone, not 401.
 	staff := e.Group("/api/v1", middleware.BodyLimit("2M"), requireJSON, s.bearer)
 	staff.POST("/drafts", s.apiCreateDraft, s.may(accounts.CreateDraft))
 	staff.GET("/drafts/:id/comments", s.apiListComments, s.may(accounts.ReadComments))
@@ -115,6 +109,14 @@ func (s *server) Register(e *echo.Echo) {
 	staff.POST("/users", s.apiCreateUser, s.may(accounts.ManageAccounts))
 	staff.POST("/users/:name/disable", s.apiDisableUser, s.may(accounts.ManageAccounts))
 	staff.GET("/bureaus", s.apiListBureaus, s.may(accounts.ReadAccounts))
+
+	// Anyone: the JSON API. Bodies are JSON (so no cross-site HTML form can post
+	// one) and capped before decoding.
+	api := e.Group("/api/v1", middleware.BodyLimit("64K"), requireJSON)
+	api.GET("/drafts", s.apiListDrafts)
+	api.GET("/drafts/:id", s.apiGetDraft)
+	api.POST("/drafts/:id/comments", s.apiSubmitComment)
+	api.GET("/receipts/:code", s.apiGetReceipt)
 
 	// Anyone: the pages. Forms are read whole before the CSRF check, so that a
 	// broken body is told apart; they carry a CSRF token checked against a cookie.
