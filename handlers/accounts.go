@@ -204,6 +204,7 @@ func (s *server) loginAgain(c echo.Context, status int, name, notice string) err
 	if c.Path() == "/login" {
 		next = localPath(c.FormValue("next"))
 	}
+	v.SwitchURL = "/login?" + url.Values{"next": {localPath(next)}, "lang": {v.Lang.other().short()}}.Encode()
 	v.Title, v.Page = v.T("login.title"), loginData{Name: name, Next: localPath(next), CSRF: csrfToken(c), Notice: notice, Warn: true}
 	return s.render(c, status, "login", v)
 }
@@ -396,6 +397,9 @@ func (s *server) staffView(c echo.Context) view {
 	if p, ok := principalOf(c); ok {
 		v.Staff = &staffNav{User: p.User, CSRF: csrfToken(c)}
 	}
+	// The answer to a POST is the account page, whose other language is
+	// the account page: the POST's own path has no GET.
+	v.SwitchURL = "/account?lang=" + v.Lang.other().short()
 	return v
 }
 

@@ -213,6 +213,13 @@ func TestMyAccount(t *testing.T) {
 		t.Fatalf("after the change: %s", loc)
 	}
 	a.get("/account?done=password").must(t, http.StatusOK, messages[langZH]["account.password_done"])
+	// Every answer of a staff form switches language to a page that has a GET.
+	for _, path := range []string{"/account/password", "/account/tokens"} {
+		r := a.do(http.MethodPost, path, url.Values{"_csrf": {csrf}})
+		if !strings.Contains(r.body, `href="/account?lang=en"`) {
+			t.Errorf("%s: the language switch is not /account", path)
+		}
+	}
 	b.get("/account").must(t, http.StatusUnauthorized)
 	replay := s.client()
 	replay.cookies[sessionCookie] = &http.Cookie{Name: sessionCookie, Value: old}

@@ -428,6 +428,15 @@ func connectForCommand(ctx context.Context, cfg Config) (redis.UniversalClient, 
 	if err != nil {
 		return nil, nil, err
 	}
+	// A redis-server started by another user (root, say, for a data directory
+	// of systemd's DynamicUser) would leave files its consultd cannot write.
+	if fi, err := os.Stat(cfg.DataDir); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+			lock.Close()
+			return nil, nil, fmt.Errorf("%s belongs to uid %d, not to this user (uid %d), and consultd is not running: "+
+				"run the command while consultd serves, or as the user that owns the directory", cfg.DataDir, st.Uid, os.Geteuid())
+		}
+	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	emb, err := startEmbedded(ctx, cfg, quiet)
 	if err != nil {
