@@ -276,3 +276,18 @@ func TestMyAccount(t *testing.T) {
 		t.Fatalf("revoked token: %d", st)
 	}
 }
+
+// FuzzLocalPath: where a sign-in goes next is always a path on this site:
+// never another host, whatever the form's next field held.
+func FuzzLocalPath(f *testing.F) {
+	for _, s := range []string{"/account", "//evil.example", "/\\evil.example", "https://evil.example/", "/a?b=c", "", "/\r\nLocation: x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, next string) {
+		p := localPath(next)
+		u, err := url.Parse(p)
+		if err != nil || u.Host != "" || u.Scheme != "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n") {
+			t.Fatalf("localPath(%q) = %q", next, p)
+		}
+	})
+}

@@ -369,3 +369,17 @@ func TestLoginLimits(t *testing.T) {
 		t.Fatalf("slow failures locked: %v", err)
 	}
 }
+
+// FuzzParseToken: what a Bearer header holds never panics the parser, and what
+// it accepts is the shape tokens are made in, its id the part after ct_.
+func FuzzParseToken(f *testing.F) {
+	f.Add("ct_0123456789abcdef_" + strings.Repeat("A", 43))
+	f.Add("ct__")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, tok string) {
+		id, ok := parseToken(tok)
+		if ok && (len(tok) != 3+16+1+43 || !strings.HasPrefix(tok, "ct_"+id+"_")) {
+			t.Fatalf("parseToken(%q) = %q", tok, id)
+		}
+	})
+}
