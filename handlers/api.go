@@ -18,6 +18,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/labstack/echo/v4"
 
+	"consult/accounts"
 	"consult/comments"
 	"consult/drafts"
 	"consult/record"
@@ -124,15 +125,36 @@ func (s *server) apiCreateDraft(c echo.Context) error {
 	if err := readJSON(c, &in); err != nil {
 		return err
 	}
+	d := drafts.Draft{ID: in.ID, Title: in.Title, Bureau: in.Bureau, Kind: in.Kind,
+		Summary: in.Summary, Text: in.Text, OpensAt: in.OpensAt, ClosesAt: in.ClosesAt,
+		DigestRecipients: in.DigestRecipients, ShortenedReason: in.ShortenedReason}
+	if err := d.Validate(); err != nil {
+		return err
+	}
+	// The draft names its bureau in free text. A bureau user may publish only
+	// for a bureau of its own; an admin for any, and a bureau named for the
+	// first time gets its record now.
+	ctx := c.Request().Context()
+	p, _ := principalOf(c)
+	b, err := s.bureauID(ctx, d.Bureau)
+	if err != nil {
+		return err
+	}
+	if !p.May(accounts.CreateDraft, b) {
+		return accounts.ErrForbidden
+	}
+	if b == "" {
+		if _, err := s.Accounts.EnsureBureau(ctx, p.Actor, d.Bureau); err != nil {
+			return err
+		}
+	}
 	actor, err := actorOf(c)
 	if err != nil {
 		return err
 	}
 	// A zero opens_at (left out) publishes now; so does one a little past. The
 	// answer carries the opening and the creation as the Redis server stamped them.
-	d, err := s.Drafts.Create(c.Request().Context(), actor, drafts.Draft{ID: in.ID, Title: in.Title, Bureau: in.Bureau, Kind: in.Kind,
-		Summary: in.Summary, Text: in.Text, OpensAt: in.OpensAt, ClosesAt: in.ClosesAt,
-		DigestRecipients: in.DigestRecipients, ShortenedReason: in.ShortenedReason})
+	d, err = s.Drafts.Create(ctx, actor, d)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"consult/accounts"
 	"consult/comments"
 	"consult/drafts"
 	"consult/internal/redistest"
@@ -38,6 +39,7 @@ func TestBrowserCitizenFlow(t *testing.T) {
 	}
 	rdb := redistest.Start(t).Client(t)
 	cfg, ds, _ := storeConfig(rdb, nil, &logSink{})
+	as := cfg.Accounts.(*store.Accounts)
 	e, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -118,6 +120,23 @@ func TestBrowserCitizenFlow(t *testing.T) {
 		for _, dev := range []device{phone, desktop} {
 			t.Run(l.short()+"-"+dev.name, func(t *testing.T) {
 				citizenFlow(t, browserCtx, ts.URL, l, dev)
+			})
+		}
+	}
+
+	// Staff: one bureau user per flow, since a flow changes its password.
+	b, err := as.EnsureBureau(ctx, "console:test", planBureau)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []lang{langZH, langEN} {
+		for _, dev := range []device{phone, desktop} {
+			name := l.short() + "-" + dev.name
+			if _, err := as.CreateUser(ctx, "console:test", accounts.User{Name: name, Role: accounts.RoleBureau, Bureaus: []string{b.ID}}, staffPassword); err != nil {
+				t.Fatal(err)
+			}
+			t.Run("staff-"+name, func(t *testing.T) {
+				staffFlow(t, browserCtx, ts.URL, l, dev, name)
 			})
 		}
 	}
@@ -395,5 +414,142 @@ func watchConsole(tab context.Context) func() []string {
 		mu.Lock()
 		defer mu.Unlock()
 		return problems
+	}
+}
+
+// staffFlow drives a member of staff through the sign-in page (a wrong
+// password first), the account page, a token made (shown once) and revoked, a
+// password change that fails and then succeeds, and signing out.
+func staffFlow(t *testing.T, browserCtx context.Context, base string, l lang, dev device, name string) {
+	tab, cancelTab := chromedp.NewContext(browserCtx)
+	defer cancelTab()
+	if err := chromedp.Do(tab); err != nil {
+		t.Fatal(err)
+	}
+	problems := watchConsole(tab)
+	ctx, cancel := context.WithTimeout(tab, 90*time.Second)
+	defer cancel()
+	msg := messages[l]
+	step := 0
+	shoot := func(what string) {
+		t.Helper()
+		step++
+		widths, err := chromedp.Run(ctx, chromedp.Evaluate[[]int](`[document.documentElement.scrollWidth, window.innerWidth]`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if widths[0] > widths[1] {
+			t.Errorf("%s: page is %dpx wide in a %dpx window", what, widths[0], widths[1])
+		}
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(screenshotDir, fmt.Sprintf("%s-%s-staff-%02d-%s.png", l.short(), dev.name, step, what))
+		if err := os.WriteFile(file, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return s
+	}
+	follow := func(sel string, status int64) {
+		t.Helper()
+		resp, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+		if err != nil {
+			t.Fatalf("click %s: %v", sel, err)
+		}
+		if resp.Status != status {
+			t.Fatalf("click %s: status %d, want %d", sel, resp.Status, status)
+		}
+	}
+	if dev.mobile {
+		do("emulate", chromedp.EmulateViewport(dev.width, dev.height, chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulateTouch))
+	} else {
+		do("emulate", chromedp.EmulateViewport(dev.width, dev.height))
+	}
+
+	// 1. The account page asks to sign in first; a wrong password is refused.
+	resp, err := chromedp.RunResponse(ctx, chromedp.Navigate(base+"/account?lang="+l.short()))
+	if err != nil || resp.Status != http.StatusUnauthorized {
+		t.Fatalf("account without a session: %v %v", resp, err)
+	}
+	do("login", chromedp.WaitVisible(chromedp.ID("password")), chromedp.SendKeys(chromedp.ID("name"), name),
+		chromedp.SendKeys(chromedp.ID("password"), "not my password"))
+	follow(`#login-form button[type="submit"]`, http.StatusUnauthorized)
+	if got := text("#login-notice"); got != msg["login.bad"] {
+		t.Errorf("wrong password: %q", got)
+	}
+	shoot("login-error")
+
+	// 2. The right one: the account page.
+	do("login again", chromedp.SendKeys(chromedp.ID("password"), staffPassword)) // the form never gives a password back
+	follow(`#login-form button[type="submit"]`, http.StatusOK)
+	do("account", chromedp.WaitVisible(chromedp.ID("account-name")))
+	if got := text("#account-name"); got != name {
+		t.Fatalf("account of %q", got)
+	}
+	if !strings.Contains(text("main"), planBureau) || !strings.Contains(text(".site-nav"), msg["nav.logout"]) {
+		t.Errorf("account page: %q", text("main"))
+	}
+	shoot("account")
+
+	// 3. A token, shown once, then revoked.
+	do("token", chromedp.SendKeys(chromedp.ID("label"), "意见导出脚本"), chromedp.SetValue(chromedp.ID("scope"), "read"))
+	follow(`#token-form button[type="submit"]`, http.StatusCreated)
+	do("new token", chromedp.WaitVisible(chromedp.ID("new-token-value")))
+	tok := strings.TrimSpace(text("#new-token-value"))
+	if !strings.HasPrefix(tok, "ct_") || !strings.Contains(text("#token-list"), msg["scope.read"]) {
+		t.Fatalf("new token %q, list %q", tok, text("#token-list"))
+	}
+	shoot("token-new")
+	follow(`#token-list .revoke button`, http.StatusOK)
+	do("revoked", chromedp.WaitVisible(chromedp.ID("account-notice")))
+	if got := text("#account-notice"); got != msg["account.token_revoked"] {
+		t.Errorf("after revoking: %q", got)
+	}
+	if strings.Contains(text("main"), tok) {
+		t.Error("the token is shown again")
+	}
+
+	// 4. The password: two that differ come back with the message beside them.
+	const newPassword = "a new password for the test"
+	do("password", chromedp.SendKeys(chromedp.ID("current"), staffPassword), chromedp.SendKeys(chromedp.ID("password"), newPassword),
+		chromedp.SendKeys(chromedp.ID("confirm"), newPassword+"!"))
+	follow(`#password-form button[type="submit"]`, http.StatusUnprocessableEntity)
+	if got := text("#confirm-error"); !strings.Contains(got, msg["err.password.confirm"]) {
+		t.Errorf("confirm error %q", got)
+	}
+	do("scroll", chromedp.ScrollIntoView(chromedp.ID("password-form")))
+	shoot("password-error")
+	do("password again", chromedp.SendKeys(chromedp.ID("current"), staffPassword), chromedp.SendKeys(chromedp.ID("password"), newPassword),
+		chromedp.SendKeys(chromedp.ID("confirm"), newPassword))
+	follow(`#password-form button[type="submit"]`, http.StatusOK)
+	if got := text("#account-notice"); got != msg["account.password_done"] {
+		t.Errorf("after the change: %q", got)
+	}
+	shoot("password-changed")
+
+	// 5. Signing out: the sign-in page says so.
+	follow(`.signout button`, http.StatusOK)
+	if got := text("#login-notice"); got != msg["login.logged_out"] {
+		t.Errorf("after signing out: %q", got)
+	}
+	shoot("logged-out")
+
+	cancelTab()
+	for _, p := range problems() {
+		t.Errorf("browser console: %s", p)
 	}
 }

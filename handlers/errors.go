@@ -13,13 +13,14 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"consult/accounts"
 	"consult/comments"
 	"consult/drafts"
 )
 
 // Errors of the web layer itself; domain errors come from the domain packages.
 var (
-	errUnauthorized = errors.New("handlers: missing or wrong admin token")
+	errUnauthorized = errors.New("handlers: missing or wrong Bearer token")
 	errCSRF         = errors.New("handlers: form token missing or wrong")
 	errBadJSON      = errors.New("handlers: malformed JSON")
 	errBadUTF8      = errors.New("handlers: body is not valid UTF-8")
@@ -100,6 +101,8 @@ func classify(err error) (status int, code string, fields map[string]string) {
 		be  *bodyError
 		rle *rateLimitError
 		pe  *proofError
+		ave *accounts.ValidationError
+		le  *accounts.LockedError
 	)
 	switch {
 	// First: a broken body also cancels the request's context.
@@ -126,6 +129,26 @@ func classify(err error) (status int, code string, fields map[string]string) {
 		return http.StatusUnprocessableEntity, "invalid", dve.Fields
 	case errors.As(err, &fe):
 		return http.StatusUnprocessableEntity, "invalid", map[string]string{fe.Field: fe.Msg}
+	case errors.As(err, &ave):
+		// The API speaks English; the pages translate the same keys themselves.
+		t := tr{Lang: langEN}
+		fields := make(map[string]string, len(ave.Fields))
+		for f, p := range ave.Fields {
+			fields[f] = t.Problem(p)
+		}
+		return http.StatusUnprocessableEntity, "invalid", fields
+	case errors.As(err, &le):
+		return http.StatusTooManyRequests, "login_locked", nil
+	case errors.Is(err, accounts.ErrUnauthenticated), errors.Is(err, accounts.ErrBadCredentials):
+		return http.StatusUnauthorized, "unauthorized", nil
+	case errors.Is(err, accounts.ErrForbidden):
+		return http.StatusForbidden, "forbidden", nil
+	case errors.Is(err, accounts.ErrDisabled):
+		return http.StatusConflict, "user_disabled", nil
+	case errors.Is(err, accounts.ErrExists):
+		return http.StatusConflict, "name_taken", nil
+	case errors.Is(err, accounts.ErrNotFound):
+		return http.StatusNotFound, "not_found", nil
 	case errors.Is(err, errBadJSON):
 		return http.StatusBadRequest, "malformed_json", nil
 	case errors.Is(err, errBadUTF8):
@@ -156,6 +179,9 @@ func classify(err error) (status int, code string, fields map[string]string) {
 			return he.Code, "not_found", nil
 		case http.StatusMethodNotAllowed:
 			return he.Code, "method_not_allowed", nil
+		case http.StatusForbidden:
+			// The CSRF check's own refusal of a cross-site POST (Sec-Fetch-Site).
+			return he.Code, "csrf", nil
 		}
 		if he.Code < 500 {
 			return he.Code, "bad_request", nil
@@ -218,7 +244,11 @@ func (s *server) handleError(err error, c echo.Context) {
 		c.Response().Header().Set("Retry-After", "5")
 	case errors.As(err, &rle):
 		c.Response().Header().Set("Retry-After", retryAfter(rle.wait))
-	case status == http.StatusUnauthorized:
+	case errors.As(err, new(*accounts.LockedError)):
+		var le *accounts.LockedError
+		errors.As(err, &le)
+		c.Response().Header().Set("Retry-After", retryAfter(le.Until.Sub(s.Now())))
+	case status == http.StatusUnauthorized && strings.HasPrefix(c.Request().URL.Path, "/api/"):
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="consult"`)
 	}
 	if strings.HasPrefix(c.Request().URL.Path, "/api/") || c.Request().URL.Path == "/readyz" {
@@ -281,7 +311,7 @@ func detail(err error) string {
 	if i := strings.LastIndex(msg, ": "); i >= 0 && !strings.Contains(msg, "invalid") {
 		msg = msg[i+2:]
 	}
-	for _, p := range []string{"handlers: ", "store: ", "comments: ", "drafts: "} {
+	for _, p := range []string{"handlers: ", "store: ", "comments: ", "drafts: ", "accounts: "} {
 		msg = strings.TrimPrefix(msg, p)
 	}
 	return msg

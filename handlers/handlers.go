@@ -78,7 +78,12 @@ type Config struct {
 	Ready    Readiness
 	// Metrics returns the current metrics; nil serves none.
 	Metrics func(ctx context.Context) []Metric
-	// AdminToken guards the admin API (Bearer). Empty disables the admin API.
+	// Accounts keeps the staff's users, tokens and sessions (store.Accounts).
+	// Nil: nobody signs in, and the admin token is the API's one credential.
+	Accounts accountStore
+	// AdminToken (CONSULT_ADMIN_TOKEN) is an admin's Bearer credential on the
+	// API that is no one's account: for first setup and automation, recorded
+	// as the actor "admin-token". Empty: no such credential.
 	AdminToken string
 	// Now is the clock for display (time left, status); nil means time.Now.
 	Now func() time.Time

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"consult/accounts"
 	"consult/store"
 )
 
@@ -59,10 +60,23 @@ func (l *logSink) logger() *slog.Logger {
 func storeConfig(rdb redis.UniversalClient, now func() time.Time, sink *logSink) (Config, *store.Drafts, *store.Comments) {
 	ds := store.NewDrafts(rdb, now)
 	cs := store.NewComments(rdb, ds, store.IntakeConfig{})
-	return Config{Drafts: ds, Comments: cs, Records: store.NewRecords(rdb), Now: now, Ready: alwaysReady{},
+	as, err := store.NewAccounts(rdb, store.AccountsConfig{Hasher: testHasher, Now: now})
+	if err != nil {
+		panic(err)
+	}
+	return Config{Drafts: ds, Comments: cs, Records: store.NewRecords(rdb), Accounts: as, Now: now, Ready: alwaysReady{},
 		Limiter: store.NewLimiter(rdb, store.LimiterConfig{}), Proofs: store.NewProofs(rdb),
 		Secret: []byte("a test secret of thirty-two bytes"), Logger: sink.logger()}, ds, cs
 }
+
+// testHasher hashes passwords cheaply: the tests check behaviour, not cost.
+var testHasher = func() *accounts.Hasher {
+	h, err := accounts.NewHasher(accounts.HashParams{Memory: 64, Iterations: 1, Parallelism: 1}, 4)
+	if err != nil {
+		panic(err)
+	}
+	return h
+}()
 
 // hangingProxy stands between the stores and a real Redis and, once frozen,
 // passes nothing on: a Redis that hangs (stopped, or its network gone) rather

@@ -3,7 +3,6 @@ package handlers
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"consult/accounts"
 	"consult/record"
 )
 
@@ -69,6 +69,9 @@ func newServer(cfg Config) (*server, *echo.Echo, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if cfg.Accounts == nil {
+		cfg.Accounts = noAccounts{}
+	}
 	s := &server{Config: cfg, pages: p, keys: newSecrets(cfg.Secret)}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -96,6 +99,21 @@ func (s *server) Register(e *echo.Echo) {
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", s.metrics)
 
+	// Staff: a Bearer token (a user's, or the admin token), then what its role
+	// and scope allow on the draft's bureau (accounts.Principal.May). Declared
+	// before the public group of the same prefix, whose not-found route then
+	// wins: an unknown API path is 404 to anyone, not 401.
+	staff := e.Group("/api/v1", middleware.BodyLimit("2M"), requireJSON, s.bearer)
+	staff.POST("/drafts", s.apiCreateDraft, s.may(accounts.CreateDraft))
+	staff.GET("/drafts/:id/comments", s.apiListComments, s.may(accounts.ReadComments))
+	staff.GET("/drafts/:id/events", s.apiListEvents, s.may(accounts.ReadComments))
+	staff.POST("/drafts/:id/digests", s.apiRequestDigest, s.may(accounts.ManageDraft))
+	staff.PUT("/drafts/:id/limits", s.apiSetLimits, s.may(accounts.ManageDraft))
+	staff.GET("/users", s.apiListUsers, s.may(accounts.ReadAccounts))
+	staff.POST("/users", s.apiCreateUser, s.may(accounts.ManageAccounts))
+	staff.POST("/users/:name/disable", s.apiDisableUser, s.may(accounts.ManageAccounts))
+	staff.GET("/bureaus", s.apiListBureaus, s.may(accounts.ReadAccounts))
+
 	// Anyone: the JSON API. Bodies are JSON (so no cross-site HTML form can post
 	// one) and capped before decoding.
 	api := e.Group("/api/v1", middleware.BodyLimit("64K"), requireJSON)
@@ -103,14 +121,6 @@ func (s *server) Register(e *echo.Echo) {
 	api.GET("/drafts/:id", s.apiGetDraft)
 	api.POST("/drafts/:id/comments", s.apiSubmitComment)
 	api.GET("/receipts/:code", s.apiGetReceipt)
-
-	// Admin (Bearer token) until staff accounts exist.
-	admin := e.Group("/api/v1", middleware.BodyLimit("2M"), requireJSON, s.requireAdmin)
-	admin.POST("/drafts", s.apiCreateDraft)
-	admin.GET("/drafts/:id/comments", s.apiListComments)
-	admin.POST("/drafts/:id/digests", s.apiRequestDigest)
-	admin.PUT("/drafts/:id/limits", s.apiSetLimits)
-	admin.GET("/drafts/:id/events", s.apiListEvents)
 
 	// Anyone: the pages. Forms are read whole before the CSRF check, so that a
 	// broken body is told apart; they carry a CSRF token checked against a cookie.
@@ -125,6 +135,15 @@ func (s *server) Register(e *echo.Echo) {
 	web.POST(commentPath, s.submitComment)
 	web.GET("/receipts", s.lookupPage)
 	web.GET("/receipts/:code", s.receiptPage)
+
+	// Staff: the pages, with a session (a cookie) and the same CSRF check.
+	web.GET("/login", s.loginPage)
+	web.POST("/login", s.login)
+	web.POST("/logout", s.logout)
+	web.GET("/account", s.accountPage, s.signedIn, s.may(accounts.OwnAccount))
+	web.POST("/account/password", s.changePassword, s.signedIn, s.may(accounts.OwnAccount))
+	web.POST("/account/tokens", s.createToken, s.signedIn, s.may(accounts.OwnAccount))
+	web.POST("/account/tokens/:token/revoke", s.revokeToken, s.signedIn, s.may(accounts.OwnAccount))
 	e.GET("/static/*", s.assets, pageHeaders)
 }
 
@@ -219,29 +238,13 @@ func readForm(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// requireAdmin checks the Bearer token in constant time, and names its holder
-// for the record: record.AdminToken.
-func (s *server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		auth := c.Request().Header.Get(echo.HeaderAuthorization)
-		tok, ok := strings.CutPrefix(auth, "Bearer ")
-		if s.AdminToken == "" || !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(s.AdminToken)) != 1 {
-			return errUnauthorized
-		}
-		c.Set(actorKey, record.AdminToken)
-		return next(c)
-	}
-}
-
-// actorKey is where the authentication middleware leaves the request's actor
-// (a record.Actor) in the echo context.
-const actorKey = "consult.actor"
-
-// actorOf is who the record names for a change made by this request: what the
-// authentication middleware set. A route that changes state without one is a
-// route outside its group: an error (500), never a change recorded as nobody's.
+// actorOf is who the record names for a change made by this request: the
+// authenticated principal (a user, whether by session or token, or the admin
+// token). A route that changes state without one is a route outside the staff
+// groups: an error (500), never a change recorded as nobody's.
 func actorOf(c echo.Context) (record.Actor, error) {
-	a, _ := c.Get(actorKey).(record.Actor)
+	p, _ := principalOf(c)
+	a := record.Actor(p.Actor)
 	if !a.Valid() {
 		return "", fmt.Errorf("handlers: %s %s: no actor for the record", c.Request().Method, c.Path())
 	}

@@ -32,7 +32,7 @@ type pages struct {
 	zone  *time.Location
 }
 
-var pageNames = []string{"list", "draft", "comment", "receipt", "lookup", "error", "thanks"}
+var pageNames = []string{"list", "draft", "comment", "receipt", "lookup", "error", "thanks", "login", "account"}
 
 // newPages parses every template once; an error here stops the process at boot.
 func newPages(loc *time.Location) (*pages, error) {
@@ -81,6 +81,9 @@ type view struct {
 	Nav       string // the nav entry to mark current: "list", "lookup" or ""
 	SwitchURL string // this page in the other language
 	Page      any
+	// Staff is who is signed in, on staff pages only: citizens' pages never
+	// look at the session, and look the same to everyone.
+	Staff *staffNav
 }
 
 func (v view) HTMLLang() string  { return string(v.Lang) }
@@ -713,7 +716,15 @@ type errorData struct {
 // errorPage is the page for an error that is nobody's form to fix: handleError
 // calls it with classify's status and code.
 func (s *server) errorPage(c echo.Context, status int, code string) error {
+	if status == http.StatusUnauthorized {
+		// A staff page without a live session: sign in, then come back here.
+		s.clearSession(c)
+		return s.loginAgain(c, status, "", s.view(c, s.Now(), "").T("login.required"))
+	}
 	v := s.view(c, s.Now(), "")
+	if _, ok := principalOf(c); ok {
+		v = s.staffView(c)
+	}
 	key := "error.bad_request"
 	var args []any
 	switch {
@@ -721,8 +732,10 @@ func (s *server) errorPage(c echo.Context, status int, code string) error {
 		key = "error." + code
 	case status == http.StatusNotFound:
 		key = "error.not_found"
-	case status == http.StatusForbidden:
+	case status == http.StatusForbidden && code == "csrf":
 		key = "error.csrf"
+	case status == http.StatusForbidden:
+		key = "error.forbidden"
 	case status == http.StatusRequestEntityTooLarge:
 		key, args = "error.too_large", []any{comments.MaxBody}
 	case status == http.StatusRequestTimeout, code == "incomplete_body":

@@ -57,3 +57,41 @@ func recordList(id string) string { return "consult:{" + id + "}:events" }
 // of its own. The keys of users and tokens must carry the same tag, so that one
 // script changes them and appends to this record together.
 const staffRecord = "consult:{_staff}:events"
+
+// Staff accounts (store/accounts.go, store/sessions.go). Every key carries the
+// hash tag {_staff}, so that a script may touch a user, its tokens and the
+// indexes together on a Cluster: staff are few, and the slot holds little.
+
+// userHash is one user: role, bureaus (ids, comma-separated), disabled,
+// session epoch, password hash (argon2id, PHC string), created_ms, pw_ms.
+func userHash(name string) string { return "consult:{_staff}:user:" + name }
+
+// userTokens lists the ids of one user's tokens, revoked ones included.
+func userTokens(name string) string { return "consult:{_staff}:user-tokens:" + name }
+
+// tokenHash is one API token: sha256 (of the whole token, hex), user, scope,
+// label, created_ms, used_ms, revoked_ms. The token itself is never stored.
+func tokenHash(id string) string { return "consult:{_staff}:token:" + id }
+
+// sessionHash is one session, keyed by the SHA-256 of its id (hex): user,
+// epoch, created_ms, seen_ms. Its TTL only clears it away; the expiry is
+// decided by the injected clock (accounts.SessionPolicy).
+func sessionHash(idHash string) string { return "consult:{_staff}:session:" + idHash }
+
+const (
+	// usersSet lists every user's name.
+	usersSet = "consult:{_staff}:users"
+	// tokensSet lists every token's id.
+	tokensSet = "consult:{_staff}:tokens"
+	// bureausHash maps a bureau's id to its record (JSON: id, name, created_ms).
+	bureausHash = "consult:{_staff}:bureaus"
+	// bureauNames maps accounts.BureauKey(name) to the bureau's id.
+	bureauNames = "consult:{_staff}:bureau-names"
+	// bureauSeq hands out bureau ids ("b1", "b2", …).
+	bureauSeq = "consult:{_staff}:bureau-seq"
+)
+
+// loginFailures counts failed logins for one account ("u", the user name) or
+// one client ("a", its keyed hash): n, first_ms, until_ms. Outside the
+// accounts slot: under a guessing attack there may be many.
+func loginFailures(kind, who string) string { return "consult:login:" + kind + ":" + who }

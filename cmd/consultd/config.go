@@ -35,9 +35,22 @@ type Config struct {
 	DataDir string
 	// TimeZone (CONSULT_TZ) is the zone times are shown in; default Asia/Shanghai.
 	TimeZone string
-	// AdminToken (CONSULT_ADMIN_TOKEN) guards the admin API. Empty: one is generated
-	// on first start into DataDir/admin-token and printed once.
+	// AdminToken (CONSULT_ADMIN_TOKEN) is an admin's Bearer credential on the API
+	// that is no one's account (recorded as the actor "admin-token"): for the
+	// first setup and for automation; consultd warns at start while it is set
+	// and an admin account exists. Empty: while no admin account exists one is
+	// generated into DataDir/admin-token and printed once; once one exists, the
+	// generated one is deleted and there is no admin token.
 	AdminToken string
+	// SessionIdle (CONSULT_SESSION_IDLE) ends a staff session unused this long;
+	// zero means 30 minutes.
+	SessionIdle time.Duration
+	// SessionMax (CONSULT_SESSION_MAX) ends a staff session this long after
+	// sign-in, used or not; zero means 12 hours.
+	SessionMax time.Duration
+	// Command is a subcommand and its arguments ("user add …", "token list"):
+	// it runs against the same Redis and exits. Empty: serve.
+	Command []string
 	// Demo loads a demo consultation on a first start with an empty store
 	// (CONSULT_DEMO, default true; -demo=false turns it off).
 	Demo bool
@@ -113,6 +126,12 @@ func LoadConfig(args []string) (Config, error) {
 	if c.DigestRetry, err = time.ParseDuration(env("CONSULT_DIGEST_RETRY", "10s")); err != nil {
 		return c, fmt.Errorf("config: CONSULT_DIGEST_RETRY: %w", err)
 	}
+	if c.SessionIdle, err = time.ParseDuration(env("CONSULT_SESSION_IDLE", "30m")); err != nil {
+		return c, fmt.Errorf("config: CONSULT_SESSION_IDLE: %w", err)
+	}
+	if c.SessionMax, err = time.ParseDuration(env("CONSULT_SESSION_MAX", "12h")); err != nil {
+		return c, fmt.Errorf("config: CONSULT_SESSION_MAX: %w", err)
+	}
 	if c.RequestTimeout, err = time.ParseDuration(env("CONSULT_REQUEST_TIMEOUT", "3s")); err != nil {
 		return c, fmt.Errorf("config: CONSULT_REQUEST_TIMEOUT: %w", err)
 	}
@@ -166,9 +185,14 @@ func LoadConfig(args []string) (Config, error) {
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "load a demo consultation into an empty store (CONSULT_DEMO)")
 	fs.StringVar(&c.AppendFsync, "appendfsync", c.AppendFsync, "embedded Redis fsync policy: always or everysec (CONSULT_APPENDFSYNC)")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "comment workers in this process (CONSULT_WORKERS)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: consultd [flags]             serve\n       consultd [flags] user|token …  manage staff accounts (consultd user -h)\n")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	c.Command = fs.Args()
 	if c.BaseURL == "" {
 		c.BaseURL = "http://" + c.Addr
 	}
@@ -202,6 +226,9 @@ func (c Config) Validate() error {
 	}
 	if c.Workers < 1 || c.RedisPoolSize < 1 {
 		errs = append(errs, errors.New("CONSULT_WORKERS and CONSULT_REDIS_POOL must be at least 1"))
+	}
+	if c.SessionIdle < 0 || c.SessionMax < 0 {
+		errs = append(errs, errors.New("CONSULT_SESSION_IDLE and CONSULT_SESSION_MAX must not be negative"))
 	}
 	if c.RequestTimeout < 0 || c.SubmitsPerHour < 0 || c.LookupsPerHour < 0 {
 		errs = append(errs, errors.New("CONSULT_REQUEST_TIMEOUT, CONSULT_SUBMITS_PER_HOUR and CONSULT_LOOKUPS_PER_HOUR must not be negative"))

@@ -25,6 +25,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"consult/accounts"
 	"consult/handlers"
 	"consult/notify"
 	"consult/store"
@@ -38,7 +39,11 @@ func main() {
 		debug.SetGCPercent(400)
 	}
 	cfg, err := LoadConfig(os.Args[1:])
-	if err == nil {
+	if err == nil && len(cfg.Command) > 0 {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err = runCommand(ctx, cfg, terminal{in: os.Stdin, out: os.Stdout, err: os.Stderr, password: ttyPassword})
+		stop()
+	} else if err == nil {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		log, lw := newLogger(cfg.LogLevel)
 		err = run(ctx, cfg, log, nil)
@@ -64,11 +69,24 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 	var emb *embeddedRedis
 	var rdb redis.UniversalClient
 	if cfg.RedisURL == "" {
+		// The data directory's lock: one embedded redis-server on its files, and
+		// the command line knows to use ours (connectForCommand). A command
+		// holds it for a second or two.
+		lock, err := lockDataDir(cfg.DataDir, 30*time.Second)
+		if err != nil {
+			return err
+		}
+		defer lock.Close()
 		if emb, err = startEmbedded(ctx, cfg, log); err != nil {
 			return err
 		}
 		// Deferred first, so it runs last: the embedded server stops after the last write.
 		defer emb.Stop()
+		addrFile := filepath.Join(cfg.DataDir, "redis-addr")
+		if err := os.WriteFile(addrFile, []byte(emb.Addr()+"\n"), 0o600); err != nil {
+			return fmt.Errorf("redis-addr: %w", err)
+		}
+		defer os.Remove(addrFile)
 		rdb = redis.NewClient(withTimeouts(emb.ClientOptions(cfg.RedisPoolSize)))
 	} else if rdb, err = newRedisClient(cfg.RedisURL, cfg.RedisPoolSize); err != nil {
 		return err
@@ -80,7 +98,20 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 		log.Warn("redis persistence", "warning", w)
 	}
 
-	token, err := adminToken(cfg)
+	as, err := store.NewAccounts(rdb, store.AccountsConfig{
+		Sessions: accounts.SessionPolicy{Idle: cfg.SessionIdle, Absolute: cfg.SessionMax},
+		OnEvent:  accountEvents(log),
+	})
+	if err != nil {
+		return err
+	}
+	actx, cancelAdmins := context.WithTimeout(ctx, 10*time.Second)
+	hasAdmin, err := as.HasAdmin(actx)
+	cancelAdmins()
+	if err != nil {
+		return fmt.Errorf("read the staff accounts: %w", err)
+	}
+	token, err := adminToken(cfg, hasAdmin, log)
 	if err != nil {
 		return err
 	}
@@ -134,7 +165,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 		return fmt.Errorf("read the service secret from Redis: %w", err)
 	}
 	hc := handlers.Config{
-		Drafts: ds, Comments: cs, Digests: sched, Records: store.NewRecords(rdb), Ready: ready, AdminToken: token,
+		Drafts: ds, Comments: cs, Digests: sched, Records: store.NewRecords(rdb), Ready: ready, Accounts: as, AdminToken: token,
 		Location: loc, BaseURL: cfg.BaseURL, Logger: log,
 		Secure:         strings.HasPrefix(cfg.BaseURL, "https://"),
 		Metrics:        func(ctx context.Context) []handlers.Metric { return metrics(cs, workers, sched) },
@@ -305,13 +336,28 @@ func (r *readiness) Ready(ctx context.Context) ([]string, error) {
 	return r.warnings, r.rdb.Ping(cctx).Err()
 }
 
-// adminToken returns the configured token, or the one generated on first start
-// into DATA_DIR (printed once, to the terminal only, never to the log).
-func adminToken(cfg Config) (string, error) {
+// adminToken returns the admin token: CONSULT_ADMIN_TOKEN, with a warning
+// while admin accounts exist (it is an admin that is no one, for the first
+// setup and automation); else, while no admin account exists, the one
+// generated on the first start into DATA_DIR (printed once, to the terminal
+// only, never to the log); else none, and a generated one left from before is
+// deleted: the admins sign in and make their own tokens.
+func adminToken(cfg Config, hasAdmin bool, log *slog.Logger) (string, error) {
 	if cfg.AdminToken != "" {
+		if hasAdmin {
+			log.Warn("CONSULT_ADMIN_TOKEN is set while admin accounts exist: it acts as an admin that is no one's account; give automation a user's token (consultd token create) and unset it")
+		}
 		return cfg.AdminToken, nil
 	}
 	path := filepath.Join(cfg.DataDir, "admin-token")
+	if hasAdmin {
+		if err := os.Remove(path); err == nil {
+			log.Info("the generated admin token is retired: an admin account exists", "file", path)
+		} else if !os.IsNotExist(err) {
+			return "", fmt.Errorf("admin token: %w", err)
+		}
+		return "", nil
+	}
 	if b, err := os.ReadFile(path); err == nil {
 		return strings.TrimSpace(string(b)), nil
 	}
@@ -323,8 +369,22 @@ func adminToken(cfg Config) (string, error) {
 	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("admin token: %w", err)
 	}
-	fmt.Fprintf(os.Stderr, "\nconsultd: generated an admin token (stored in %s; shown only this once):\n\n    %s\n\n", path, tok)
+	fmt.Fprintf(os.Stderr, "\nconsultd: generated an admin token (stored in %s; shown only this once; it works until the first admin account exists: consultd user add NAME --role admin):\n\n    %s\n\n", path, tok)
 	return tok, nil
+}
+
+// accountEvents is where every change to staff users, bureaus and tokens goes
+// (store.AccountsConfig.OnEvent). Until the consultation record is wired here
+// (record.Append with the scope "accounts"), it is a line in the log.
+func accountEvents(log *slog.Logger) func(ctx context.Context, e accounts.Event) error {
+	return func(ctx context.Context, e accounts.Event) error {
+		attrs := []any{"kind", e.Kind, "actor", string(e.Actor), "subject", e.Subject}
+		for k, v := range e.Fields {
+			attrs = append(attrs, k, v)
+		}
+		log.Info("account change", attrs...)
+		return nil
+	}
 }
 
 func metrics(cs *store.Comments, ws []*store.Worker, sched *notify.Scheduler) []handlers.Metric {
