@@ -15,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"consult/record"
 )
 
 // Role is what a user is for.
@@ -47,17 +49,21 @@ var Scopes = []Scope{ScopeRead, ScopeWrite}
 
 // Actor names who made a change, in the log and the record: "user:alice",
 // "admin-token" for CONSULT_ADMIN_TOKEN, "console:root" for the command line.
-type Actor string
+// It is the record's own type, so that what authenticates a caller is what the
+// staff record and a consultation's record write (record.Actor.Valid).
+type Actor = record.Actor
 
 // ActorAdminToken is CONSULT_ADMIN_TOKEN (or the generated one): an actor of
 // its own, so that what it did is never put down to a person.
-const ActorAdminToken Actor = "admin-token"
+const ActorAdminToken = record.AdminToken
 
-// UserActor is the actor of a signed-in user or of one of their tokens.
-func UserActor(name string) Actor { return Actor("user:" + name) }
+// UserActor is the actor of a signed-in user or of one of their tokens. A
+// valid user name (ValidName) makes a valid actor.
+func UserActor(name string) Actor { return record.User(name) }
 
-// ConsoleActor is the command line, run by the named operating-system user.
-func ConsoleActor(osUser string) Actor { return Actor("console:" + osUser) }
+// ConsoleActor is the command line, run by the named operating-system user
+// (see record.Console for the names it takes).
+func ConsoleActor(osUser string) Actor { return record.Console(osUser) }
 
 // User is a member of staff. The password hash is kept by the store, apart.
 type User struct {
@@ -266,25 +272,3 @@ func ValidateBureauName(name string) error {
 	}
 	return p.err()
 }
-
-// Event is one change to the staff accounts, for the record of their own that
-// the consultation record keeps (see store.Accounts.OnEvent).
-type Event struct {
-	Kind    string
-	Actor   Actor
-	Subject string // the user's name, the token's id, the bureau's id
-	Fields  map[string]string
-	At      time.Time
-}
-
-// The kinds of Event.
-const (
-	EventUserCreated   = "user.created"
-	EventUserPassword  = "user.password_changed"
-	EventUserDisabled  = "user.disabled"
-	EventBureauCreated = "bureau.created"
-	EventTokenCreated  = "token.created"
-	EventTokenRevoked  = "token.revoked"
-	// EventUserLockedOut: too many failed logins locked the account for a while.
-	EventUserLockedOut = "user.locked_out"
-)

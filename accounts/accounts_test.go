@@ -3,6 +3,7 @@ package accounts
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -167,4 +168,22 @@ func TestHasher(t *testing.T) {
 		t.Errorf("check with no slot: %v", err)
 	}
 	<-h.slots
+}
+
+// TestActorsAreRecordActors: every actor accounts makes is one the record
+// writes, so that no change of a valid user is refused for its actor.
+func TestActorsAreRecordActors(t *testing.T) {
+	for _, name := range []string{"ab", "zhang.san", "ci-2", "a_b", "0" + strings.Repeat("x", 63)} {
+		if !ValidName(name) {
+			t.Fatalf("%q is not a valid name", name)
+		}
+		if a := UserActor(name); !a.Valid() {
+			t.Errorf("UserActor(%q) = %q, not a valid record actor", name, a)
+		}
+	}
+	for _, a := range []Actor{ActorAdminToken, ConsoleActor("root"), AdminTokenPrincipal().Actor} {
+		if !a.Valid() {
+			t.Errorf("%q is not a valid record actor", a)
+		}
+	}
 }

@@ -14,7 +14,7 @@ const (
 	ReadComments Action = "read_comments"
 	// ManageAccounts: make users and bureaus, disable users.
 	ManageAccounts Action = "manage_accounts"
-	// ReadAccounts: list users and bureaus.
+	// ReadAccounts: list users and bureaus, read the staff record.
 	ReadAccounts Action = "read_accounts"
 	// OwnAccount: a signed-in user's own password and tokens.
 	OwnAccount Action = "own_account"

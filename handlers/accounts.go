@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"consult/accounts"
+	"consult/record"
 )
 
 // Staff sign in to the pages with a session (a cookie) and call the API with a
@@ -475,6 +476,12 @@ func (s *server) apiListBureaus(c echo.Context) error {
 		bs = []accounts.Bureau{}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"bureaus": bs})
+}
+
+// apiListStaffEvents pages through the staff record: every change to users,
+// bureaus and tokens, and every account's lockout (see pageOfRecord).
+func (s *server) apiListStaffEvents(c echo.Context) error {
+	return s.pageOfRecord(c, record.Staff, map[string]any{"scope": string(record.Staff)})
 }
 
 // noAccounts is the account store of a server configured without one: nobody

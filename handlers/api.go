@@ -404,25 +404,37 @@ func (s *server) apiSetLimits(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"draft_id": id, "limits": in})
 }
 
-// eventJSON is one event of a consultation's record as staff read it: its
-// fields, and the stored bytes themselves with their SHA-256, so that a
-// reviewer can check the hash without decoding anything.
+// eventJSON is one event of a record as staff read it: its fields, and the
+// stored bytes themselves with their SHA-256, so that a reviewer can check the
+// hash without decoding anything.
 type eventJSON struct {
 	Seq    int64         `json:"seq"`
 	At     time.Time     `json:"at"`
 	Actor  record.Actor  `json:"actor"`
 	Action record.Action `json:"action"`
 	Data   record.Data   `json:"data"`
-	// Intake is the draft's last comment (intake stream entry) before the event.
-	Intake    string `json:"intake"`
+	// Intake is the draft's last comment (intake stream entry) before the
+	// event; the staff record has none.
+	Intake    string `json:"intake,omitempty"`
 	SHA256    string `json:"sha256"`
 	Canonical string `json:"canonical"`
 }
 
-// apiListEvents pages through a consultation's record, oldest first: after is
-// the last sequence number the client has (0 or absent: from the start), and
-// "next", present while more follow, is the one to pass back.
+// apiListEvents pages through a consultation's record (see pageOfRecord).
 func (s *server) apiListEvents(c echo.Context) error {
+	ctx := c.Request().Context()
+	d, err := s.Drafts.Get(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return s.pageOfRecord(c, record.DraftScope(d.ID), map[string]any{"draft_id": d.ID})
+}
+
+// pageOfRecord answers with a page of scope's record, oldest first, in res
+// beside "events": after is the last sequence number the client has (0 or
+// absent: from the start), and "next", present while more follow, is the one
+// to pass back.
+func (s *server) pageOfRecord(c echo.Context, scope record.Scope, res map[string]any) error {
 	after, limit := int64(0), int64(100)
 	if v := c.QueryParam("after"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -438,12 +450,7 @@ func (s *server) apiListEvents(c echo.Context) error {
 		}
 		limit = n
 	}
-	ctx := c.Request().Context()
-	d, err := s.Drafts.Get(ctx, c.Param("id"))
-	if err != nil {
-		return err
-	}
-	es, next, err := s.Records.Page(ctx, record.DraftScope(d.ID), after, limit)
+	es, next, err := s.Records.Page(c.Request().Context(), scope, after, limit)
 	if err != nil {
 		return err
 	}
@@ -457,7 +464,7 @@ func (s *server) apiListEvents(c echo.Context) error {
 		out[i] = eventJSON{Seq: e.Seq, At: e.At, Actor: e.Actor, Action: e.Action, Data: e.Data,
 			Intake: e.Intake, SHA256: h, Canonical: string(b)}
 	}
-	res := map[string]any{"draft_id": d.ID, "events": out}
+	res["events"] = out
 	if next != 0 {
 		res["next"] = next
 	}

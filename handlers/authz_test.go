@@ -81,6 +81,7 @@ var routeAccessTable = map[string]routeAccess{
 	"POST /api/v1/users":                 {admins, 422},
 	"POST /api/v1/users/:name/disable":   {admins, 200},
 	"GET /api/v1/bureaus":                {admins, 200},
+	"GET /api/v1/staff/events":           {admins, 200},
 	"GET /":                              {anyone, 200},
 	"GET /d/:id":                         {anyone, 200},
 	"GET /d/:id/comment":                 {anyone, 200},

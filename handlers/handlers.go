@@ -23,7 +23,7 @@ type draftStore interface {
 	SetLimits(ctx context.Context, actor record.Actor, id string, l drafts.Limits) error
 }
 
-// recordReader reads a consultation's record (store.Records).
+// recordReader reads a consultation's record, or the staff's (store.Records).
 type recordReader interface {
 	// Page returns up to limit events after sequence number after, and the
 	// number to continue after (0: no more yet).

@@ -113,6 +113,7 @@ func (s *server) Register(e *echo.Echo) {
 	staff.POST("/users", s.apiCreateUser, s.may(accounts.ManageAccounts))
 	staff.POST("/users/:name/disable", s.apiDisableUser, s.may(accounts.ManageAccounts))
 	staff.GET("/bureaus", s.apiListBureaus, s.may(accounts.ReadAccounts))
+	staff.GET("/staff/events", s.apiListStaffEvents, s.may(accounts.ReadAccounts))
 
 	// Anyone: the JSON API. Bodies are JSON (so no cross-site HTML form can post
 	// one) and capped before decoding.
@@ -244,7 +245,7 @@ func readForm(next echo.HandlerFunc) echo.HandlerFunc {
 // groups: an error (500), never a change recorded as nobody's.
 func actorOf(c echo.Context) (record.Actor, error) {
 	p, _ := principalOf(c)
-	a := record.Actor(p.Actor)
+	a := p.Actor
 	if !a.Valid() {
 		return "", fmt.Errorf("handlers: %s %s: no actor for the record", c.Request().Method, c.Path())
 	}

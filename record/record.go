@@ -60,9 +60,12 @@ func (s Scope) valid() bool {
 	return ok && plain(id, 64)
 }
 
-// Actor is who caused an event: a staff user ("user:<id>"), an API token
-// ("token:<id>"), the shared admin token of the API until staff accounts exist,
-// the public, or consultd itself (a digest sent when a window closed).
+// Actor is who caused an event: a staff user ("user:<id>", by session or by
+// one of their API tokens), an API token ("token:<id>"), the API's shared admin
+// token ("admin-token", an admin that is no one's account), the command line
+// run by an operating-system user ("console:<os user>"), the public, or
+// consultd itself ("system": a digest sent when a window closed, an account
+// locked after failed logins).
 type Actor string
 
 const (
@@ -77,13 +80,20 @@ func User(id string) Actor { return Actor("user:" + id) }
 // Token is the actor for an act through an API token.
 func Token(id string) Actor { return Actor("token:" + id) }
 
-// Valid reports whether a can be written into an event.
+// Console is the actor for the command line (consultd user …, consultd token
+// …) run by the operating-system user osUser, which must be a name Valid takes
+// (cmd/consultd makes one of any name the system gives it).
+func Console(osUser string) Actor { return Actor("console:" + osUser) }
+
+// Valid reports whether a can be written into an event: one of the fixed
+// actors, or a kind and an id of 1 to 128 bytes of [A-Za-z0-9._-] (written
+// unescaped, so that an actor never needs quoting to be read).
 func (a Actor) Valid() bool {
 	switch a {
 	case Public, System, AdminToken:
 		return true
 	}
-	for _, p := range []string{"user:", "token:"} {
+	for _, p := range []string{"user:", "token:", "console:"} {
 		if id, ok := strings.CutPrefix(string(a), p); ok {
 			return plain(id, 128)
 		}
@@ -113,13 +123,18 @@ const (
 	DigestSent          Action = "digest.sent" // one per recipient
 )
 
-// The actions of the staff record.
+// The actions of the staff record. Never a password, its hash, a token or its
+// hash in data: a token is named by its id.
 const (
-	UserCreated  Action = "user.created"
-	UserChanged  Action = "user.changed" // roles, name, password: data says which
+	UserCreated  Action = "user.created" // data: user, role, bureaus (ids)
+	UserChanged  Action = "user.changed" // data: user, changed (a list: "password", "bureaus", …)
 	UserDisabled Action = "user.disabled"
-	TokenCreated Action = "token.created"
-	TokenRevoked Action = "token.revoked"
+	// UserLockedOut: too many failed logins locked the account (data: user,
+	// failures, lockout_ms). A security event: a guesser at work shows here.
+	UserLockedOut Action = "user.locked_out"
+	BureauCreated Action = "bureau.created" // data: bureau (its id), name
+	TokenCreated  Action = "token.created"  // data: token (its id), user, scope, label
+	TokenRevoked  Action = "token.revoked"  // data: token, user
 )
 
 // actions maps every known action to whether it belongs to the staff record.
@@ -129,7 +144,8 @@ var actions = map[Action]bool{
 	DraftWindowExtended: false, DraftWithdrawn: false, DraftLimitsChanged: false,
 	CommentEntered: false, CommentHidden: false, CommentUnhidden: false,
 	DecisionRecorded: false, FeedbackPublished: false, DigestSent: false,
-	UserCreated: true, UserChanged: true, UserDisabled: true, TokenCreated: true, TokenRevoked: true,
+	UserCreated: true, UserChanged: true, UserDisabled: true, UserLockedOut: true, BureauCreated: true,
+	TokenCreated: true, TokenRevoked: true,
 }
 
 // Data is what changed. Keys are lower-case ASCII ([a-z][a-z0-9_]*); values

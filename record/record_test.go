@@ -33,6 +33,10 @@ func TestEncode(t *testing.T) {
 			`{"action":"draft.published","actor":"admin-token","at":1764120000123,"data":{"closes_at":1766712000000,"opens_at":1764120000123,"opens_now":true},"intake":"0-0","scope":"draft:water-2026","seq":2,"v":1}`},
 		{"staff", Event{Scope: Staff, Seq: 7, At: time.UnixMilli(5), Actor: User("u-1"), Action: TokenRevoked, Data: Data{"token": "t9"}},
 			`{"action":"token.revoked","actor":"user:u-1","at":5,"data":{"token":"t9"},"scope":"staff","seq":7,"v":1}`},
+		{"console", Event{Scope: Staff, Seq: 1, At: time.UnixMilli(1764120000123), Actor: Console("root"), Action: BureauCreated, Data: Data{"name": "洪雅县司法局", "bureau": "b1"}},
+			`{"action":"bureau.created","actor":"console:root","at":1764120000123,"data":{"bureau":"b1","name":"洪雅县司法局"},"scope":"staff","seq":1,"v":1}`},
+		{"lockout", Event{Scope: Staff, Seq: 9, At: time.UnixMilli(7), Actor: System, Action: UserLockedOut, Data: Data{"user": "wang", "failures": 5, "lockout_ms": int64(900000)}},
+			`{"action":"user.locked_out","actor":"system","at":7,"data":{"failures":5,"lockout_ms":900000,"user":"wang"},"scope":"staff","seq":9,"v":1}`},
 		{"escapes and nesting", Event{Scope: DraftScope("d1"), Seq: 1, At: time.UnixMilli(0), Intake: "1764120000123-4", Actor: System, Action: DigestSent,
 			Data: Data{"z": []string{"a\"b", `c\d`}, "m": Data{"y": "\b\t\n\f\r\x01\x1f", "x": "<&> \u2028 é 中 \x7f"}, "e": []string{}}},
 			`{"action":"digest.sent","actor":"system","at":0,"data":{"e":[],"m":{"x":"<&> ` + "\u2028" + ` é 中 ` + "\x7f" + `","y":"\b\t\n\f\r\u0001\u001f"},"z":["a\"b","c\\d"]},"intake":"1764120000123-4","scope":"draft:d1","seq":1,"v":1}`},
@@ -128,6 +132,8 @@ func TestInvalidEvents(t *testing.T) {
 		"unknown action":   Pending(DraftScope("d1"), AdminToken, "draft.deleted", nil),
 		"staff in draft":   Pending(DraftScope("d1"), AdminToken, UserCreated, nil),
 		"draft in staff":   Pending(Staff, AdminToken, DraftCreated, nil),
+		"bureau in draft":  Pending(DraftScope("d1"), Console("root"), BureauCreated, nil),
+		"lockout in draft": Pending(DraftScope("d1"), System, UserLockedOut, nil),
 		"no actor":         Pending(DraftScope("d1"), "", DraftCreated, nil),
 		"actor with space": Pending(DraftScope("d1"), User("a b"), DraftCreated, nil),
 		"empty user":       Pending(DraftScope("d1"), User(""), DraftCreated, nil),
@@ -193,7 +199,10 @@ func TestTemplate(t *testing.T) {
 
 func TestActorsAndScopes(t *testing.T) {
 	for a, want := range map[Actor]bool{Public: true, System: true, AdminToken: true, User("42"): true, Token("tok_9.a-b"): true,
-		"user:": false, "root": false, "token:a:b": false, User(strings.Repeat("x", 129)): false} {
+		Console("root"): true, Console("deploy.bot-2"): true, Console(strings.Repeat("x", 128)): true,
+		"user:": false, "root": false, "token:a:b": false, User(strings.Repeat("x", 129)): false,
+		Console(""): false, Console("DOMAIN\\jdoe"): false, Console("jdoe@corp"): false, Console("a b"): false,
+		Console(strings.Repeat("x", 129)): false, "Console:root": false, "console": false, "admin-token:x": false} {
 		if a.Valid() != want {
 			t.Errorf("%q.Valid() = %v", a, !want)
 		}

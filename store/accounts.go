@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"consult/accounts"
+	rec "consult/record"
 )
 
 // AccountsConfig configures Accounts. Every zero field means the default
@@ -30,15 +31,12 @@ type AccountsConfig struct {
 	Sessions accounts.SessionPolicy
 	// Logins limits failed logins (see LoginLimits).
 	Logins LoginLimits
-	// Now is the clock for sessions, lockouts and the times shown; nil means
-	// time.Now. Tests move it instead of sleeping.
+	// Now is the clock for sessions, lockouts and a token's last use; nil
+	// means time.Now. Tests move it instead of sleeping. The times of the
+	// changes the staff record keeps (a user's creation and password change,
+	// a bureau's or a token's creation, a revocation) are the Redis server's,
+	// the same instant as their events.
 	Now func() time.Time
-	// OnEvent is where every change to users, bureaus and tokens goes, for the
-	// record of their own that the consultation record keeps: cmd/consultd wires
-	// it to the record (scope "accounts"). It is called once the change is
-	// stored; its error is returned to the caller, and the change stays. Nil
-	// records nothing.
-	OnEvent func(ctx context.Context, e accounts.Event) error
 }
 
 // Accounts keeps the staff's users, bureaus, API tokens and sessions in Redis.
@@ -63,19 +61,21 @@ func NewAccounts(rdb redis.UniversalClient, cfg AccountsConfig) (*Accounts, erro
 	return &Accounts{rdb: rdb, cfg: cfg}, nil
 }
 
-// record hands one change to OnEvent: the one place where account events
-// leave this package (the consultation record appends them, scope "accounts").
-func (s *Accounts) record(ctx context.Context, kind string, actor accounts.Actor, subject string, fields map[string]string) error {
-	if s.cfg.OnEvent == nil {
-		return nil
+// Every change to users, bureaus and tokens appends its event to the staff
+// record (StaffRecordKey) in the script that makes it, like a consultation's
+// changes (see record.go): a change without its event, or an event without its
+// change, cannot be left by a crash, a failover or a client that went away. So
+// every key those scripts touch carries the hash tag {_staff} (keys.go). The
+// events name passwords and tokens never, not even by hash: a token by its id.
+
+// staffTemplate is the template of a staff event, for a script's arguments.
+// A bad actor is an error wrapping record.ErrInvalid, before anything is written.
+func staffTemplate(op string, actor accounts.Actor, act rec.Action, d rec.Data) (string, error) {
+	tpl, err := template(rec.Pending(rec.Staff, actor, act, d))
+	if err != nil {
+		return "", fmt.Errorf("store: accounts: %s: %w", op, err)
 	}
-	// The change is made: recording it must not depend on a client that went away.
-	ctx = context.WithoutCancel(ctx)
-	e := accounts.Event{Kind: kind, Actor: actor, Subject: subject, Fields: fields, At: s.cfg.Now().UTC()}
-	if err := s.cfg.OnEvent(ctx, e); err != nil {
-		return fmt.Errorf("store: accounts: %s %s is stored but not recorded: %w", kind, subject, err)
-	}
-	return nil
+	return tpl, nil
 }
 
 // accountErrors are the script error replies of this file and the sentinels
@@ -112,24 +112,29 @@ func fromMS(v string) time.Time {
 }
 
 // createUserScript stores a new user unless the name is taken or one of its
-// bureaus has no record.
+// bureaus has no record, and records it (user.created).
 //
-//	KEYS[1] user hash, KEYS[2] users set, KEYS[3] bureaus hash
-//	ARGV[1] name, ARGV[2] role, ARGV[3] bureau ids (comma-separated), ARGV[4] password hash, ARGV[5] now_ms
-//	returns 1 | error "EXISTS" | "NO_BUREAU"
-var createUserScript = redis.NewScript(`
+//	KEYS[1] user hash, KEYS[2] users set, KEYS[3] bureaus hash, KEYS[4] staff record
+//	ARGV[1] name, ARGV[2] role, ARGV[3] bureau ids (comma-separated), ARGV[4] password hash,
+//	ARGV[5] the event's template
+//	returns the creation's time (ms, Redis's clock) | error "EXISTS" | "NO_BUREAU"
+var createUserScript = newRecordedScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('EXISTS') end
 for id in string.gmatch(ARGV[3], '[^,]+') do
   if redis.call('HEXISTS', KEYS[3], id) == 0 then return redis.error_reply('NO_BUREAU') end
 end
+local now = record_now()
+record_append(KEYS[4], false, now, ARGV[5])
 redis.call('HSET', KEYS[1], 'role', ARGV[2], 'bureaus', ARGV[3], 'disabled', '0', 'epoch', '1',
-  'pw', ARGV[4], 'created_ms', ARGV[5], 'pw_ms', ARGV[5])
+  'pw', ARGV[4], 'created_ms', now, 'pw_ms', now)
 redis.call('SADD', KEYS[2], ARGV[1])
-return 1
+return now
 `)
 
-// CreateUser stores a new user with password. u.Bureaus are bureau ids (see
-// EnsureBureau). Errors: *accounts.ValidationError, accounts.ErrExists.
+// CreateUser stores a new user with password, and records it as created by
+// actor. u.Bureaus are bureau ids (see EnsureBureau). The user's CreatedAt is
+// the Redis server's time, the event's. Errors: *accounts.ValidationError,
+// accounts.ErrExists, record.ErrInvalid for a bad actor.
 func (s *Accounts) CreateUser(ctx context.Context, actor accounts.Actor, u accounts.User, password string) (accounts.User, error) {
 	u.Name = accounts.NormalizeName(u.Name)
 	u.Disabled, u.Epoch = false, 1
@@ -139,18 +144,35 @@ func (s *Accounts) CreateUser(ctx context.Context, actor accounts.Actor, u accou
 	if err := accounts.ValidatePassword(u.Name, password); err != nil {
 		return accounts.User{}, err
 	}
+	op := "create user " + u.Name
+	tpl, err := staffTemplate(op, actor, rec.UserCreated, rec.Data{"user": u.Name, "role": string(u.Role), "bureaus": nonNil(u.Bureaus)})
+	if err != nil {
+		return accounts.User{}, err
+	}
 	hash, err := s.cfg.Hasher.Hash(ctx, password)
 	if err != nil {
 		return accounts.User{}, err
 	}
-	now := s.cfg.Now().UTC().Truncate(time.Millisecond)
-	u.CreatedAt, u.PasswordChangedAt = now, now
-	if _, err := runAccountScript(ctx, s.rdb, createUserScript, "create user "+u.Name,
-		[]string{userHash(u.Name), usersSet, bureausHash}, u.Name, string(u.Role), strings.Join(u.Bureaus, ","), hash, ms(now)); err != nil {
+	v, err := runAccountScript(ctx, s.rdb, createUserScript, op,
+		[]string{userHash(u.Name), usersSet, bureausHash, staffRecord}, u.Name, string(u.Role), strings.Join(u.Bureaus, ","), hash, tpl)
+	if err != nil {
 		return accounts.User{}, err
 	}
-	return u, s.record(ctx, accounts.EventUserCreated, actor, u.Name,
-		map[string]string{"role": string(u.Role), "bureaus": strings.Join(u.Bureaus, ",")})
+	now, ok := v.(int64)
+	if !ok {
+		return accounts.User{}, fmt.Errorf("store: accounts: %s: reply %v", op, v)
+	}
+	u.CreatedAt = time.UnixMilli(now).UTC()
+	u.PasswordChangedAt = u.CreatedAt
+	return u, nil
+}
+
+// nonNil is l, or an empty list for none: the record writes [] either way.
+func nonNil(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
 }
 
 // userFields are the fields of a user hash that User reads, in order.
@@ -224,20 +246,24 @@ func (s *Accounts) HasAdmin(ctx context.Context) (bool, error) {
 }
 
 // passwordScript replaces a user's password and moves the session epoch on,
-// which ends every session of the user.
+// which ends every session of the user, and records it (user.changed).
 //
-//	KEYS[1] user hash
-//	ARGV[1] password hash, ARGV[2] now_ms
+//	KEYS[1] user hash, KEYS[2] staff record
+//	ARGV[1] password hash, ARGV[2] the event's template
 //	returns the new epoch | error "NOT_FOUND"
-var passwordScript = redis.NewScript(`
+var passwordScript = newRecordedScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOT_FOUND') end
-redis.call('HSET', KEYS[1], 'pw', ARGV[1], 'pw_ms', ARGV[2])
+local now = record_now()
+record_append(KEYS[2], false, now, ARGV[2])
+redis.call('HSET', KEYS[1], 'pw', ARGV[1], 'pw_ms', now)
 return redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 `)
 
-// SetPassword replaces a user's password (the command line's passwd) and ends
-// every session of the user. Errors: *accounts.ValidationError,
-// accounts.ErrNotFound.
+// SetPassword replaces a user's password (the command line's passwd, or the
+// user's own change: see ChangePassword), ends every session of the user, and
+// records it as changed by actor (data changed: ["password"], nothing of the
+// password itself). Errors: *accounts.ValidationError, accounts.ErrNotFound,
+// record.ErrInvalid for a bad actor.
 func (s *Accounts) SetPassword(ctx context.Context, actor accounts.Actor, name, password string) error {
 	name = accounts.NormalizeName(name)
 	if err := accounts.ValidatePassword(name, password); err != nil {
@@ -246,39 +272,52 @@ func (s *Accounts) SetPassword(ctx context.Context, actor accounts.Actor, name, 
 	if !accounts.ValidName(name) {
 		return accounts.ErrNotFound
 	}
+	op := "password " + name
+	tpl, err := staffTemplate(op, actor, rec.UserChanged, rec.Data{"user": name, "changed": []string{"password"}})
+	if err != nil {
+		return err
+	}
 	hash, err := s.cfg.Hasher.Hash(ctx, password)
 	if err != nil {
 		return err
 	}
-	if _, err := runAccountScript(ctx, s.rdb, passwordScript, "password "+name, []string{userHash(name)}, hash, ms(s.cfg.Now())); err != nil {
-		return err
-	}
-	return s.record(ctx, accounts.EventUserPassword, actor, name, nil)
+	_, err = runAccountScript(ctx, s.rdb, passwordScript, op, []string{userHash(name), staffRecord}, hash, tpl)
+	return err
 }
 
-// disableScript disables a user and moves the session epoch on.
+// disableScript disables a user, moves the session epoch on and records it
+// (user.disabled); a user disabled already is left as it is.
 //
-//	KEYS[1] user hash
-//	returns 1 | error "NOT_FOUND"
-var disableScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOT_FOUND') end
+//	KEYS[1] user hash, KEYS[2] staff record
+//	ARGV[1] the event's template
+//	returns 1 if disabled now, 0 if it already was | error "NOT_FOUND"
+var disableScript = newRecordedScript(`
+local d = redis.call('HGET', KEYS[1], 'disabled')
+if not d then return redis.error_reply('NOT_FOUND') end
+if d == '1' then return 0 end
+record_append(KEYS[2], false, record_now(), ARGV[1])
 redis.call('HSET', KEYS[1], 'disabled', '1')
 redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 return 1
 `)
 
 // Disable disables a user: every session ends at once and its tokens stop
-// working (they are kept, revoked or not, for the listing). Errors:
-// accounts.ErrNotFound.
+// working (they are kept, revoked or not, for the listing). The record gets
+// one event, by actor; disabling a disabled user is not an error and changes
+// and records nothing. Errors: accounts.ErrNotFound, record.ErrInvalid for a
+// bad actor.
 func (s *Accounts) Disable(ctx context.Context, actor accounts.Actor, name string) error {
 	name = accounts.NormalizeName(name)
 	if !accounts.ValidName(name) {
 		return accounts.ErrNotFound
 	}
-	if _, err := runAccountScript(ctx, s.rdb, disableScript, "disable "+name, []string{userHash(name)}); err != nil {
+	op := "disable " + name
+	tpl, err := staffTemplate(op, actor, rec.UserDisabled, rec.Data{"user": name})
+	if err != nil {
 		return err
 	}
-	return s.record(ctx, accounts.EventUserDisabled, actor, name, nil)
+	_, err = runAccountScript(ctx, s.rdb, disableScript, op, []string{userHash(name), staffRecord}, tpl)
+	return err
 }
 
 // bureauJSON is a bureau as stored in bureausHash.
@@ -292,49 +331,74 @@ func (b bureauJSON) bureau() accounts.Bureau {
 	return accounts.Bureau{ID: b.ID, Name: b.Name, CreatedAt: time.UnixMilli(b.CreatedMS).UTC()}
 }
 
-// ensureBureauScript finds a bureau by its name's key, or makes it.
+// ensureBureauScript finds a bureau by its name's key, or makes it and
+// records it (bureau.created). The event names the new bureau's id, so the
+// caller builds it for the id the counter will give, and the script makes the
+// bureau only if the counter still stands where the caller read it.
 //
-//	KEYS[1] bureau names hash, KEYS[2] bureaus hash, KEYS[3] bureau id counter
-//	ARGV[1] name key, ARGV[2] name as written, ARGV[3] now_ms
-//	returns {bureau JSON, 1 if made now else 0}
-var ensureBureauScript = redis.NewScript(`
+//	KEYS[1] bureau names hash, KEYS[2] bureaus hash, KEYS[3] bureau id counter, KEYS[4] staff record
+//	ARGV[1] name key, ARGV[2] name as written, ARGV[3] the counter as the caller read it
+//	(0 for none), ARGV[4] the event's template, for the bureau "b" .. ARGV[3] + 1
+//	returns {bureau JSON, 1 if made now else 0} | error "RETRY" (the counter moved:
+//	another bureau was made meanwhile; nothing was written)
+var ensureBureauScript = newRecordedScript(`
 local id = redis.call('HGET', KEYS[1], ARGV[1])
 if id then return {redis.call('HGET', KEYS[2], id), 0} end
+if tonumber(redis.call('GET', KEYS[3]) or '0') ~= tonumber(ARGV[3]) then return redis.error_reply('RETRY') end
+local now = record_now()
+record_append(KEYS[4], false, now, ARGV[4])
 id = 'b' .. redis.call('INCR', KEYS[3])
-local b = cjson.encode({id = id, name = ARGV[2], created_ms = tonumber(ARGV[3])})
+local b = cjson.encode({id = id, name = ARGV[2], created_ms = now})
 redis.call('HSET', KEYS[2], id, b)
 redis.call('HSET', KEYS[1], ARGV[1], id)
 return {b, 1}
 `)
 
+// bureauAttempts bounds EnsureBureau's tries when other bureaus are being
+// made at the same moment: bureaus are made a few times a year.
+const bureauAttempts = 10
+
 // EnsureBureau returns the bureau of that name (accounts.BureauKey decides
-// which spellings are the same), making it on first use: by a draft that
-// names it, or a user who belongs to it. Errors: *accounts.ValidationError.
+// which spellings are the same), making it on first use, by a draft that
+// names it or a user who belongs to it, and recording it as created by actor.
+// Errors: *accounts.ValidationError, record.ErrInvalid for a bad actor.
 func (s *Accounts) EnsureBureau(ctx context.Context, actor accounts.Actor, name string) (accounts.Bureau, error) {
 	if err := accounts.ValidateBureauName(name); err != nil {
 		return accounts.Bureau{}, err
 	}
 	name = strings.TrimSpace(name)
-	v, err := runAccountScript(ctx, s.rdb, ensureBureauScript, "bureau",
-		[]string{bureauNames, bureausHash, bureauSeq}, accounts.BureauKey(name), name, ms(s.cfg.Now()))
-	if err != nil {
-		return accounts.Bureau{}, err
+	if b, err := s.BureauByName(ctx, name); !errors.Is(err, accounts.ErrNotFound) {
+		return b, err
 	}
-	reply, _ := v.([]any)
-	if len(reply) != 2 {
-		return accounts.Bureau{}, fmt.Errorf("store: accounts: bureau: reply %v", v)
-	}
-	raw, _ := reply[0].(string)
-	var b bureauJSON
-	if err := json.Unmarshal([]byte(raw), &b); err != nil {
-		return accounts.Bureau{}, fmt.Errorf("store: accounts: bureau: %w", err)
-	}
-	if made, _ := reply[1].(int64); made == 1 {
-		if err := s.record(ctx, accounts.EventBureauCreated, actor, b.ID, map[string]string{"name": b.Name}); err != nil {
-			return b.bureau(), err
+	for range bureauAttempts {
+		seen, err := s.rdb.Get(ctx, bureauSeq).Int64()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return accounts.Bureau{}, wrap("accounts: bureau", err)
 		}
+		id := "b" + strconv.FormatInt(seen+1, 10)
+		tpl, err := staffTemplate("bureau", actor, rec.BureauCreated, rec.Data{"bureau": id, "name": name})
+		if err != nil {
+			return accounts.Bureau{}, err
+		}
+		v, err := ensureBureauScript.Run(ctx, s.rdb, []string{bureauNames, bureausHash, bureauSeq, staffRecord},
+			accounts.BureauKey(name), name, seen, tpl).Slice()
+		if isScriptError(err, "RETRY") {
+			continue
+		}
+		if err != nil {
+			return accounts.Bureau{}, wrap("accounts: bureau", err)
+		}
+		if len(v) != 2 {
+			return accounts.Bureau{}, fmt.Errorf("store: accounts: bureau: reply %v", v)
+		}
+		raw, _ := v[0].(string)
+		var b bureauJSON
+		if err := json.Unmarshal([]byte(raw), &b); err != nil {
+			return accounts.Bureau{}, fmt.Errorf("store: accounts: bureau: %w", err)
+		}
+		return b.bureau(), nil
 	}
-	return b.bureau(), nil
+	return accounts.Bureau{}, fmt.Errorf("store: accounts: bureau: the id counter moved %d times", bureauAttempts)
 }
 
 // BureauByName returns the bureau of that name without making it, or
@@ -431,25 +495,29 @@ func parseToken(tok string) (string, bool) {
 	return id, true
 }
 
-// createTokenScript stores a new token for a user who exists and is not disabled.
+// createTokenScript stores a new token for a user who exists and is not
+// disabled, and records it (token.created: its id, never the token or its hash).
 //
-//	KEYS[1] user hash, KEYS[2] token hash, KEYS[3] user's tokens set, KEYS[4] tokens set
-//	ARGV[1] id, ARGV[2] sha256, ARGV[3] user, ARGV[4] scope, ARGV[5] label, ARGV[6] now_ms
-//	returns 1 | error "NOT_FOUND" | "DISABLED"
-var createTokenScript = redis.NewScript(`
+//	KEYS[1] user hash, KEYS[2] token hash, KEYS[3] user's tokens set, KEYS[4] tokens set, KEYS[5] staff record
+//	ARGV[1] id, ARGV[2] sha256, ARGV[3] user, ARGV[4] scope, ARGV[5] label, ARGV[6] the event's template
+//	returns the creation's time (ms, Redis's clock) | error "NOT_FOUND" | "DISABLED"
+var createTokenScript = newRecordedScript(`
 local u = redis.call('HMGET', KEYS[1], 'role', 'disabled')
 if not u[1] then return redis.error_reply('NOT_FOUND') end
 if u[2] == '1' then return redis.error_reply('DISABLED') end
-redis.call('HSET', KEYS[2], 'sha256', ARGV[2], 'user', ARGV[3], 'scope', ARGV[4], 'label', ARGV[5], 'created_ms', ARGV[6])
+local now = record_now()
+record_append(KEYS[5], false, now, ARGV[6])
+redis.call('HSET', KEYS[2], 'sha256', ARGV[2], 'user', ARGV[3], 'scope', ARGV[4], 'label', ARGV[5], 'created_ms', now)
 redis.call('SADD', KEYS[3], ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
-return 1
+return now
 `)
 
 // CreateToken makes an API token for user with scope and a label that says
-// what it is for. It returns the token as listed and the token itself, which
-// is never stored and cannot be shown again. Errors: *accounts.ValidationError,
-// accounts.ErrNotFound (no such user), accounts.ErrDisabled.
+// what it is for, and records it as created by actor. It returns the token as
+// listed and the token itself, which is never stored and cannot be shown
+// again. Errors: *accounts.ValidationError, accounts.ErrNotFound (no such
+// user), accounts.ErrDisabled, record.ErrInvalid for a bad actor.
 func (s *Accounts) CreateToken(ctx context.Context, actor accounts.Actor, user string, scope accounts.Scope, label string) (accounts.Token, string, error) {
 	user = accounts.NormalizeName(user)
 	label = strings.TrimSpace(label)
@@ -460,46 +528,65 @@ func (s *Accounts) CreateToken(ctx context.Context, actor accounts.Actor, user s
 		return accounts.Token{}, "", accounts.ErrNotFound
 	}
 	id := newTokenID()
-	secret := tokenPrefix + id + "_" + newSecret()
-	now := s.cfg.Now().UTC().Truncate(time.Millisecond)
-	if _, err := runAccountScript(ctx, s.rdb, createTokenScript, "create token",
-		[]string{userHash(user), tokenHash(id), userTokens(user), tokensSet},
-		id, sha256Hex(secret), user, string(scope), label, ms(now)); err != nil {
+	tpl, err := staffTemplate("create token", actor, rec.TokenCreated, rec.Data{"token": id, "user": user, "scope": string(scope), "label": label})
+	if err != nil {
 		return accounts.Token{}, "", err
 	}
-	t := accounts.Token{ID: id, User: user, Scope: scope, Label: label, CreatedAt: now}
-	return t, secret, s.record(ctx, accounts.EventTokenCreated, actor, id,
-		map[string]string{"user": user, "scope": string(scope), "label": label})
+	secret := tokenPrefix + id + "_" + newSecret()
+	v, err := runAccountScript(ctx, s.rdb, createTokenScript, "create token",
+		[]string{userHash(user), tokenHash(id), userTokens(user), tokensSet, staffRecord},
+		id, sha256Hex(secret), user, string(scope), label, tpl)
+	if err != nil {
+		return accounts.Token{}, "", err
+	}
+	now, ok := v.(int64)
+	if !ok {
+		return accounts.Token{}, "", fmt.Errorf("store: accounts: create token: reply %v", v)
+	}
+	return accounts.Token{ID: id, User: user, Scope: scope, Label: label, CreatedAt: time.UnixMilli(now).UTC()}, secret, nil
 }
 
-// revokeScript marks a token revoked, if it is the owner's (ARGV[2] "" for any).
+// revokeScript marks a token revoked, if it is the user's, and records it
+// (token.revoked); a token revoked already is left as it is.
 //
-//	KEYS[1] token hash
-//	ARGV[1] now_ms, ARGV[2] owner or ""
+//	KEYS[1] token hash, KEYS[2] staff record
+//	ARGV[1] the token's user, ARGV[2] the event's template
 //	returns 1 if revoked now, 0 if it already was | error "NOT_FOUND"
-var revokeScript = redis.NewScript(`
+var revokeScript = newRecordedScript(`
 local t = redis.call('HMGET', KEYS[1], 'user', 'revoked_ms')
-if not t[1] or (ARGV[2] ~= '' and t[1] ~= ARGV[2]) then return redis.error_reply('NOT_FOUND') end
+if not t[1] or t[1] ~= ARGV[1] then return redis.error_reply('NOT_FOUND') end
 if t[2] then return 0 end
-redis.call('HSET', KEYS[1], 'revoked_ms', ARGV[1])
+local now = record_now()
+record_append(KEYS[2], false, now, ARGV[2])
+redis.call('HSET', KEYS[1], 'revoked_ms', now)
 return 1
 `)
 
-// RevokeToken revokes a token. owner, when not "", must be the token's user
-// (a person revoking one of their own); "" revokes anyone's (an admin, the
-// command line). Revoking twice is not an error. Errors: accounts.ErrNotFound.
+// RevokeToken revokes a token and records it as revoked by actor. owner, when
+// not "", must be the token's user (a person revoking one of their own); ""
+// revokes anyone's (an admin, the command line). Revoking twice is not an
+// error, and changes and records nothing. Errors: accounts.ErrNotFound,
+// record.ErrInvalid for a bad actor.
 func (s *Accounts) RevokeToken(ctx context.Context, actor accounts.Actor, id, owner string) error {
 	if _, err := hex.DecodeString(id); err != nil || len(id) != 16 {
 		return accounts.ErrNotFound
 	}
-	v, err := runAccountScript(ctx, s.rdb, revokeScript, "revoke token "+id, []string{tokenHash(id)}, ms(s.cfg.Now()), owner)
+	op := "revoke token " + id
+	// The event names the token's user, read first: a token's user never
+	// changes, and the script checks it again.
+	user, err := s.rdb.HGet(ctx, tokenHash(id), "user").Result()
+	if errors.Is(err, redis.Nil) || (err == nil && owner != "" && user != owner) {
+		return accounts.ErrNotFound
+	}
+	if err != nil {
+		return wrap("accounts: "+op, err)
+	}
+	tpl, err := staffTemplate(op, actor, rec.TokenRevoked, rec.Data{"token": id, "user": user})
 	if err != nil {
 		return err
 	}
-	if n, _ := v.(int64); n == 0 {
-		return nil
-	}
-	return s.record(ctx, accounts.EventTokenRevoked, actor, id, nil)
+	_, err = runAccountScript(ctx, s.rdb, revokeScript, op, []string{tokenHash(id), staffRecord}, user, tpl)
+	return err
 }
 
 var tokenFields = []string{"sha256", "user", "scope", "label", "created_ms", "used_ms", "revoked_ms"}

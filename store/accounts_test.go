@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"consult/accounts"
 	"consult/internal/redistest"
+	rec "consult/record"
 )
 
 // testClock is a clock the test moves.
@@ -27,44 +30,37 @@ func (c *testClock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// eventLog collects what Accounts hands to OnEvent.
-type eventLog struct {
-	mu sync.Mutex
-	es []accounts.Event
-}
-
-func (l *eventLog) add(_ context.Context, e accounts.Event) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.es = append(l.es, e)
-	return nil
-}
-
-func (l *eventLog) kinds() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// staffKinds is the staff record in short: "action subject by actor", one a
+// line, where the subject is the event's user, bureau or token.
+func staffKinds(t *testing.T, rdb redis.UniversalClient) string {
+	t.Helper()
 	var k []string
-	for _, e := range l.es {
-		k = append(k, e.Kind+" "+e.Subject+" by "+string(e.Actor))
+	for _, e := range allEvents(t, NewRecords(rdb), rec.Staff) {
+		subject := e.Data["user"]
+		for _, f := range []string{"token", "bureau"} {
+			if v, ok := e.Data[f]; ok {
+				subject = v
+			}
+		}
+		k = append(k, fmt.Sprintf("%s %v by %s", e.Action, subject, e.Actor))
 	}
 	return strings.Join(k, "\n")
 }
 
-func newTestAccounts(t *testing.T, rdb redis.UniversalClient) (*Accounts, *testClock, *eventLog) {
+func newTestAccounts(t *testing.T, rdb redis.UniversalClient) (*Accounts, *testClock) {
 	t.Helper()
 	h, err := accounts.NewHasher(accounts.HashParams{Memory: 64, Iterations: 1, Parallelism: 1}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	clock := &testClock{t: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}
-	log := &eventLog{}
-	a, err := NewAccounts(rdb, AccountsConfig{Hasher: h, Now: clock.Now, OnEvent: log.add,
+	a, err := NewAccounts(rdb, AccountsConfig{Hasher: h, Now: clock.Now,
 		Sessions: accounts.SessionPolicy{Idle: 30 * time.Minute, Absolute: 2 * time.Hour},
 		Logins:   LoginLimits{PerAccount: 3, PerAddress: 5, Window: 10 * time.Minute, Lockout: 15 * time.Minute}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return a, clock, log
+	return a, clock
 }
 
 const pw = "a long enough password"
@@ -73,10 +69,10 @@ func TestAccounts(t *testing.T)        { testAccounts(t, redistest.Start(t).Clie
 func TestAccountsCluster(t *testing.T) { testAccounts(t, redistest.StartCluster(t).Client(t)) }
 
 // testAccounts: users, bureaus and tokens from creation to revocation, with
-// the events each change hands to the record.
+// the event each change appends to the staff record.
 func testAccounts(t *testing.T, rdb redis.UniversalClient) {
 	ctx := context.Background()
-	a, clock, log := newTestAccounts(t, rdb)
+	a, clock := newTestAccounts(t, rdb)
 	console := accounts.ConsoleActor("root")
 
 	b1, err := a.EnsureBureau(ctx, console, "洪雅县司法局")
@@ -117,12 +113,15 @@ func testAccounts(t *testing.T, rdb redis.UniversalClient) {
 	if _, err := a.CreateUser(ctx, console, accounts.User{Name: "zhang", Role: accounts.RoleBureau, Bureaus: []string{b1.ID}}, "short"); !errors.As(err, &ve) || ve.Fields["password"].Key != "err.password.short" {
 		t.Fatalf("short password: %v", err)
 	}
-	if _, err := a.CreateUser(ctx, console, accounts.User{Name: "zhang", Role: accounts.RoleBureau, Bureaus: []string{b1.ID, b2.ID}}, pw); err != nil {
+	before := redisNow(t, rdb)
+	made, err := a.CreateUser(ctx, console, accounts.User{Name: "zhang", Role: accounts.RoleBureau, Bureaus: []string{b1.ID, b2.ID}}, pw)
+	if err != nil {
 		t.Fatal(err)
 	}
 	u, err := a.User(ctx, "zhang")
-	if err != nil || u.Role != accounts.RoleBureau || strings.Join(u.Bureaus, ",") != "b1,b2" || u.Disabled || !u.CreatedAt.Equal(clock.Now()) {
-		t.Fatalf("user %+v %v", u, err)
+	if err != nil || u.Role != accounts.RoleBureau || strings.Join(u.Bureaus, ",") != "b1,b2" || u.Disabled ||
+		!u.CreatedAt.Equal(made.CreatedAt) || u.CreatedAt.Before(before) || u.CreatedAt.After(redisNow(t, rdb)) {
+		t.Fatalf("user %+v %v: want CreatedAt %v, by Redis's clock", u, err, made.CreatedAt)
 	}
 	if us, _ := a.Users(ctx); len(us) != 2 || us[0].Name != "admin" || us[1].Name != "zhang" {
 		t.Fatalf("users %+v", us)
@@ -212,8 +211,8 @@ func testAccounts(t *testing.T, rdb redis.UniversalClient) {
 		"token.created " + strings.Split(secret2, "_")[1] + " by console:root",
 		"user.disabled zhang by console:root",
 	}, "\n")
-	if got := log.kinds(); got != want {
-		t.Errorf("events:\n%s\nwant:\n%s", got, want)
+	if got := staffKinds(t, rdb); got != want {
+		t.Errorf("staff record:\n%s\nwant:\n%s", got, want)
 	}
 }
 
@@ -230,8 +229,8 @@ func mapValues(m map[string]string) []string {
 func TestSessions(t *testing.T) {
 	ctx := context.Background()
 	rdb := redistest.Start(t).Client(t)
-	a, clock, _ := newTestAccounts(t, rdb)
-	if _, err := a.CreateUser(ctx, "test", accounts.User{Name: "li", Role: accounts.RoleReviewer}, pw); err != nil {
+	a, clock := newTestAccounts(t, rdb)
+	if _, err := a.CreateUser(ctx, accounts.ConsoleActor("test"), accounts.User{Name: "li", Role: accounts.RoleReviewer}, pw); err != nil {
 		t.Fatal(err)
 	}
 	s1, err := a.Login(ctx, "li", pw, "c")
@@ -310,9 +309,9 @@ func TestSessions(t *testing.T) {
 func TestLoginLimits(t *testing.T) {
 	ctx := context.Background()
 	rdb := redistest.Start(t).Client(t)
-	a, clock, log := newTestAccounts(t, rdb)
+	a, clock := newTestAccounts(t, rdb)
 	for _, n := range []string{"wang", "zhao"} {
-		if _, err := a.CreateUser(ctx, "test", accounts.User{Name: n, Role: accounts.RoleReviewer}, pw); err != nil {
+		if _, err := a.CreateUser(ctx, accounts.ConsoleActor("test"), accounts.User{Name: n, Role: accounts.RoleReviewer}, pw); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -340,8 +339,8 @@ func TestLoginLimits(t *testing.T) {
 	if err := login("wang", pw, "c4"); !errors.As(err, &le) || le.Address || !le.Until.Equal(clock.Now().Add(15*time.Minute)) {
 		t.Fatalf("locked account, right password: %v", err)
 	}
-	if !strings.Contains(log.kinds(), "user.locked_out wang") {
-		t.Errorf("no lockout event: %s", log.kinds())
+	if k := staffKinds(t, rdb); !strings.Contains(k, "user.locked_out wang by system") {
+		t.Errorf("no lockout event: %s", k)
 	}
 	if err := login("zhao", pw, "c4"); err != nil {
 		t.Fatalf("another account: %v", err)
@@ -371,6 +370,262 @@ func TestLoginLimits(t *testing.T) {
 	}
 	if err := login("zhao", pw, "c7"); err != nil {
 		t.Fatalf("slow failures locked: %v", err)
+	}
+	// One lockout of an account, recorded; the client's lockout is not (the
+	// record is kept for good, and a client is the hash of an address).
+	want := "user.created wang by console:test\nuser.created zhao by console:test\nuser.locked_out wang by system"
+	if k := staffKinds(t, rdb); k != want {
+		t.Errorf("staff record:\n%s\nwant:\n%s", k, want)
+	}
+}
+
+func TestStaffRecord(t *testing.T)        { testStaffRecord(t, redistest.Start(t).Client(t)) }
+func TestStaffRecordCluster(t *testing.T) { testStaffRecord(t, redistest.StartCluster(t).Client(t)) }
+
+// testStaffRecord: each change to users, bureaus and tokens appears as exactly
+// one event in the staff record, in order, with its actor and the Redis
+// server's time, and with no password, token or hash of either in it; a change
+// refused, or one that changes nothing, appears not at all. On a Cluster too,
+// where a script touching keys of two slots would fail.
+func testStaffRecord(t *testing.T, rdb redis.UniversalClient) {
+	ctx := context.Background()
+	a, _ := newTestAccounts(t, rdb)
+	rs := NewRecords(rdb)
+	console, admin, li := accounts.ConsoleActor("root"), accounts.UserActor("admin"), accounts.UserActor("li")
+	var (
+		b1        accounts.Bureau
+		tok       accounts.Token
+		secret    string
+		secrets   = []string{pw, "a new long password", "yet another password"}
+		createdAt = map[string]time.Time{} // what the change itself says of its time
+	)
+	type want struct {
+		action rec.Action
+		actor  rec.Actor
+		data   rec.Data // the members to check
+	}
+	steps := []struct {
+		name string
+		do   func() error
+		want []want
+	}{
+		{"bureau created", func() (err error) {
+			b1, err = a.EnsureBureau(ctx, console, "洪雅县司法局")
+			createdAt["bureau"] = b1.CreatedAt
+			return err
+		}, []want{{rec.BureauCreated, console, rec.Data{"bureau": "b1", "name": "洪雅县司法局"}}}},
+		{"bureau named again", func() error {
+			b, err := a.EnsureBureau(ctx, admin, "洪雅县司法局 ")
+			if err == nil && b != b1 {
+				err = fmt.Errorf("bureau %+v, want %+v", b, b1)
+			}
+			return err
+		}, nil},
+		{"admin added", func() error {
+			u, err := a.CreateUser(ctx, console, accounts.User{Name: "admin", Role: accounts.RoleAdmin}, pw)
+			createdAt["user"] = u.CreatedAt
+			return err
+		}, []want{{rec.UserCreated, console, rec.Data{"user": "admin", "role": "admin"}}}},
+		{"user added", func() error {
+			_, err := a.CreateUser(ctx, admin, accounts.User{Name: "li", Role: accounts.RoleBureau, Bureaus: []string{b1.ID}}, pw)
+			return err
+		}, []want{{rec.UserCreated, admin, rec.Data{"user": "li", "role": "bureau"}}}},
+		{"refused: taken name, no bureau, bad actor", func() error {
+			if _, err := a.CreateUser(ctx, admin, accounts.User{Name: "li", Role: accounts.RoleReviewer}, pw); !errors.Is(err, accounts.ErrExists) {
+				return fmt.Errorf("taken name: %v", err)
+			}
+			var ve *accounts.ValidationError
+			if _, err := a.CreateUser(ctx, admin, accounts.User{Name: "wu", Role: accounts.RoleBureau, Bureaus: []string{"b7"}}, pw); !errors.As(err, &ve) {
+				return fmt.Errorf("no such bureau: %v", err)
+			}
+			for name, do := range map[string]func(rec.Actor) error{
+				"user": func(a2 rec.Actor) error {
+					_, err := a.CreateUser(ctx, a2, accounts.User{Name: "wu", Role: accounts.RoleReviewer}, pw)
+					return err
+				},
+				"bureau":   func(a2 rec.Actor) error { _, err := a.EnsureBureau(ctx, a2, "某市交通运输局"); return err },
+				"password": func(a2 rec.Actor) error { return a.SetPassword(ctx, a2, "li", "a new long password") },
+				"token": func(a2 rec.Actor) error {
+					_, _, err := a.CreateToken(ctx, a2, "li", accounts.ScopeRead, "x")
+					return err
+				},
+				"disable": func(a2 rec.Actor) error { return a.Disable(ctx, a2, "li") },
+			} {
+				for _, bad := range []rec.Actor{"", "test", "user:a b", "console:"} {
+					if err := do(bad); !errors.Is(err, rec.ErrInvalid) {
+						return fmt.Errorf("%s by %q: %v, want record.ErrInvalid", name, bad, err)
+					}
+				}
+			}
+			if _, err := a.User(ctx, "wu"); !errors.Is(err, accounts.ErrNotFound) {
+				return fmt.Errorf("a refused user was stored: %v", err)
+			}
+			if _, err := a.BureauByName(ctx, "某市交通运输局"); !errors.Is(err, accounts.ErrNotFound) {
+				return fmt.Errorf("a refused bureau was stored: %v", err)
+			}
+			return nil
+		}, nil},
+		{"password changed by the user", func() error {
+			_, err := a.ChangePassword(ctx, "li", pw, "a new long password")
+			return err
+		}, []want{{rec.UserChanged, li, rec.Data{"user": "li"}}}},
+		{"password set at the console", func() error {
+			return a.SetPassword(ctx, console, "li", "yet another password")
+		}, []want{{rec.UserChanged, console, rec.Data{"user": "li"}}}},
+		{"token created", func() (err error) {
+			tok, secret, err = a.CreateToken(ctx, li, "li", accounts.ScopeRead, "意见导出")
+			secrets = append(secrets, secret, sha256Hex(secret))
+			createdAt["token"] = tok.CreatedAt
+			return err
+		}, []want{{rec.TokenCreated, li, rec.Data{"user": "li", "scope": "read", "label": "意见导出"}}}},
+		{"token revoked", func() error {
+			if err := a.RevokeToken(ctx, admin, tok.ID, "admin"); !errors.Is(err, accounts.ErrNotFound) {
+				return fmt.Errorf("someone else's token as its owner: %v", err)
+			}
+			return a.RevokeToken(ctx, li, tok.ID, "li")
+		}, []want{{rec.TokenRevoked, li, rec.Data{"user": "li"}}}},
+		{"token revoked again", func() error { return a.RevokeToken(ctx, admin, tok.ID, "") }, nil},
+		{"locked out", func() error {
+			for i := range 3 {
+				if _, err := a.Login(ctx, "li", "not the password", fmt.Sprint("c", i)); !errors.Is(err, accounts.ErrBadCredentials) {
+					return fmt.Errorf("failure %d: %v", i, err)
+				}
+			}
+			var le *accounts.LockedError
+			if _, err := a.Login(ctx, "li", "yet another password", "c9"); !errors.As(err, &le) {
+				return fmt.Errorf("not locked: %v", err)
+			}
+			return nil
+		}, []want{{rec.UserLockedOut, rec.System, rec.Data{"user": "li", "failures": int64(3), "lockout_ms": int64(15 * 60 * 1000)}}}},
+		{"disabled", func() error { return a.Disable(ctx, admin, "li") }, []want{{rec.UserDisabled, admin, rec.Data{"user": "li"}}}},
+		{"disabled again", func() error { return a.Disable(ctx, console, "li") }, nil},
+		{"nothing for a disabled user", func() error {
+			if _, _, err := a.CreateToken(ctx, admin, "li", accounts.ScopeWrite, "x"); !errors.Is(err, accounts.ErrDisabled) {
+				return fmt.Errorf("token for a disabled user: %v", err)
+			}
+			return nil
+		}, nil},
+	}
+	var seen []rec.Event
+	for _, st := range steps {
+		before := redisNow(t, rdb)
+		if err := st.do(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		after := redisNow(t, rdb)
+		es := allEvents(t, rs, rec.Staff)
+		if len(es) < len(seen) || !slices.EqualFunc(es[:len(seen)], seen, func(a, b rec.Event) bool { ha, _ := a.Hash(); hb, _ := b.Hash(); return ha == hb }) {
+			t.Fatalf("%s: earlier events changed", st.name)
+		}
+		added := es[len(seen):]
+		if len(added) != len(st.want) {
+			t.Fatalf("%s: %d events, want %d: %+v", st.name, len(added), len(st.want), added)
+		}
+		for i, w := range st.want {
+			e := added[i]
+			if e.Seq != int64(len(seen)+i+1) || e.Action != w.action || e.Actor != w.actor || e.Intake != "" ||
+				e.At.Before(before) || e.At.After(after) {
+				t.Errorf("%s: event %+v, want %v by %v at %v to %v", st.name, e, w.action, w.actor, before, after)
+			}
+			for k, v := range w.data {
+				if e.Data[k] != v {
+					t.Errorf("%s: %s = %#v, want %#v", st.name, k, e.Data[k], v)
+				}
+			}
+		}
+		seen = es
+	}
+	// The change and its event carry one instant, Redis's.
+	byAction := map[rec.Action]rec.Event{}
+	for _, e := range seen {
+		if _, ok := byAction[e.Action]; !ok {
+			byAction[e.Action] = e
+		}
+	}
+	for what, act := range map[string]rec.Action{"bureau": rec.BureauCreated, "user": rec.UserCreated, "token": rec.TokenCreated} {
+		if e := byAction[act]; !e.At.Equal(createdAt[what]) {
+			t.Errorf("%s created at %v, its event at %v", what, createdAt[what], e.At)
+		}
+	}
+	if e := byAction[rec.TokenCreated]; e.Data["token"] != tok.ID {
+		t.Errorf("token.created names %v, want the id %s", e.Data["token"], tok.ID)
+	}
+	if e := byAction[rec.UserCreated]; !slices.Equal(e.Data["bureaus"].([]string), []string{}) {
+		t.Errorf("an admin's bureaus: %#v", e.Data["bureaus"])
+	}
+	if e := seen[2]; !slices.Equal(e.Data["bureaus"].([]string), []string{"b1"}) {
+		t.Errorf("li's bureaus: %#v", e.Data["bureaus"])
+	}
+	if ts, _ := a.Tokens(ctx, "li"); len(ts) != 1 || !ts[0].RevokedAt.Equal(seen[6].At) {
+		t.Errorf("revoked at %+v, its event at %v", ts, seen[6].At)
+	}
+	// No password, token, or hash of either, in any event.
+	hashes, _ := rdb.HMGet(ctx, userHash("li"), "pw").Result()
+	h, _ := hashes[0].(string)
+	secrets = append(secrets, h)
+	raw, err := rdb.LRange(ctx, StaffRecordKey(), 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range raw {
+		for _, sec := range secrets {
+			if sec != "" && strings.Contains(e, sec) {
+				t.Fatalf("a secret in the staff record: %s", e)
+			}
+		}
+		if strings.Contains(e, "$argon2") || strings.Contains(e, "ct_") {
+			t.Fatalf("a password hash or a token in the staff record: %s", e)
+		}
+	}
+}
+
+// TestBureausAtOnce: replicas making bureaus at the same moment each get an id
+// of their own, and the record names each bureau once, by the id it got.
+func TestBureausAtOnce(t *testing.T) {
+	c := redistest.StartCluster(t)
+	ctx := context.Background()
+	stores := []*Accounts{}
+	for range 2 {
+		a, _ := newTestAccounts(t, c.Client(t))
+		stores = append(stores, a)
+	}
+	const each = 8
+	var wg sync.WaitGroup
+	got := make(chan accounts.Bureau, 2*each)
+	errs := make(chan error, 2*each)
+	for r, a := range stores {
+		for i := range each {
+			wg.Go(func() {
+				// The same names from both: each is made once, by whoever comes first.
+				b, err := a.EnsureBureau(ctx, accounts.ConsoleActor(fmt.Sprint("r", r)), fmt.Sprint("局", i%each))
+				errs <- err
+				got <- b
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	close(got)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	byName := map[string]string{}
+	for b := range got {
+		if id, ok := byName[b.Name]; ok && id != b.ID {
+			t.Fatalf("%s is %s and %s", b.Name, id, b.ID)
+		}
+		byName[b.Name] = b.ID
+	}
+	es := allEvents(t, NewRecords(c.Client(t)), rec.Staff)
+	if len(es) != each || len(byName) != each {
+		t.Fatalf("%d events, %d bureaus, want %d", len(es), len(byName), each)
+	}
+	for i, e := range es {
+		if e.Action != rec.BureauCreated || e.Data["bureau"] != byName[e.Data["name"].(string)] || e.Data["bureau"] != fmt.Sprint("b", i+1) {
+			t.Errorf("event %+v, bureaus %v", e, byName)
+		}
 	}
 }
 

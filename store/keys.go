@@ -91,7 +91,13 @@ const (
 	bureauSeq = "consult:{_staff}:bureau-seq"
 )
 
-// loginFailures counts failed logins for one account ("u", the user name) or
-// one client ("a", its keyed hash): n, first_ms, until_ms. Outside the
-// accounts slot: under a guessing attack there may be many.
-func loginFailures(kind, who string) string { return "consult:login:" + kind + ":" + who }
+// accountFailures counts failed logins on one user's account: n, first_ms,
+// until_ms. In the accounts slot, so that the script that locks the account
+// records the lockout in the staff record; only an existing user's failures
+// are counted, so there are no more of these keys than users.
+func accountFailures(name string) string { return "consult:{_staff}:login-failures:" + name }
+
+// clientFailures counts failed logins from one client (its keyed hash), in
+// the same fields. Outside the accounts slot: under a guessing attack there may
+// be many.
+func clientFailures(client string) string { return "consult:login:a:" + client }

@@ -62,10 +62,11 @@ end
 
 // RecordedScript declares a script that may call record_now and
 // record_append (see recordLua). It is for the scripts of other packages that
-// change a consultation's or the staff's state (notify's digest delivery,
-// accounts' users and tokens): they pass the record's keys from DraftRecordKeys
-// or StaffRecordKey and the event's template (record.Event.Template) as
-// arguments, and state them in their contract header.
+// change a consultation's or the staff's state (notify's digest delivery): they
+// pass the record's keys from DraftRecordKeys or StaffRecordKey and the event's
+// template (record.Event.Template) as arguments, and state them in their
+// contract header. This package's own (drafts, accounts) declare theirs the
+// same way.
 func RecordedScript(src string) *redis.Script { return redis.NewScript(recordLua + src) }
 
 // DraftRecordKeys returns the keys record_append takes for a draft's record:

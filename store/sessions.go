@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"consult/accounts"
+	rec "consult/record"
 )
 
 // LoginLimits bound password guessing. A zero field is the default beside it.
@@ -45,20 +46,28 @@ func (l LoginLimits) withDefaults() LoginLimits {
 }
 
 // failScript counts one failed login against an account or a client, and
-// locks it once there are max failures within the window. Times come from the
-// caller's clock; the key's TTL only clears it away.
+// locks it once there are max failures within the window. An account's lockout
+// is recorded in the staff record (user.locked_out, by the actor "system": the
+// guesser is no one we know); a client's is not, since it names a client by
+// the hash of its address, and the record is kept for good. The lockout's
+// times come from the caller's clock, which decides it; the key's TTL only
+// clears it away. The event's time is Redis's, like every event's.
 //
-//	KEYS[1] failure record
-//	ARGV[1] now_ms, ARGV[2] window_ms, ARGV[3] max failures, ARGV[4] lockout_ms
+//	KEYS[1] failure record, KEYS[2] staff record (an account's failures only)
+//	ARGV[1] now_ms, ARGV[2] window_ms, ARGV[3] max failures, ARGV[4] lockout_ms,
+//	ARGV[5] the lockout event's template (with KEYS[2])
 //	returns {failures in the window, locked until ms (0: not locked), 1 if locked by this failure}
-var failScript = redis.NewScript(`
+var failScript = newRecordedScript(`
 local now, window, maxn, lockout = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local r = redis.call('HMGET', KEYS[1], 'n', 'first_ms', 'until_ms')
 local n, first, untilms = tonumber(r[1]) or 0, tonumber(r[2]) or 0, tonumber(r[3]) or 0
 if now - first >= window then n, first = 0, now end
 n = n + 1
 local locked = 0
-if n >= maxn then untilms, n, first, locked = now + lockout, 0, now, 1 end
+if n >= maxn then
+  untilms, n, first, locked = now + lockout, 0, now, 1
+  if KEYS[2] then record_append(KEYS[2], false, record_now(), ARGV[5]) end
+end
 redis.call('HSET', KEYS[1], 'n', n, 'first_ms', first, 'until_ms', untilms)
 redis.call('PEXPIRE', KEYS[1], 2 * math.max(window, lockout))
 return {n, untilms, locked}
@@ -80,15 +89,29 @@ func (s *Accounts) lockedUntil(ctx context.Context, key string) (time.Time, erro
 	return until, nil
 }
 
-// fail counts a failed login; it reports whether the record locked just now.
-func (s *Accounts) fail(ctx context.Context, key string, maxn int) (bool, error) {
+// failClient counts a failed login from a client.
+func (s *Accounts) failClient(ctx context.Context, client string) error {
+	return s.runFail(ctx, []string{clientFailures(client)}, s.cfg.Logins.PerAddress, "")
+}
+
+// failAccount counts a failed login on an existing user's account; a lockout
+// it causes goes into the staff record with it.
+func (s *Accounts) failAccount(ctx context.Context, name string) error {
 	l := s.cfg.Logins
-	v, err := failScript.Run(ctx, s.rdb, []string{key}, ms(s.cfg.Now()), l.Window.Milliseconds(), maxn, l.Lockout.Milliseconds()).Slice()
+	tpl, err := staffTemplate("login limit", rec.System, rec.UserLockedOut,
+		rec.Data{"user": name, "failures": l.PerAccount, "lockout_ms": l.Lockout.Milliseconds()})
 	if err != nil {
-		return false, wrap("accounts: login limit", err)
+		return err
 	}
-	locked, _ := v[2].(int64)
-	return locked == 1, nil
+	return s.runFail(ctx, []string{accountFailures(name), staffRecord}, l.PerAccount, tpl)
+}
+
+func (s *Accounts) runFail(ctx context.Context, keys []string, maxn int, tpl string) error {
+	l := s.cfg.Logins
+	if err := failScript.Run(ctx, s.rdb, keys, ms(s.cfg.Now()), l.Window.Milliseconds(), maxn, l.Lockout.Milliseconds(), tpl).Err(); err != nil {
+		return wrap("accounts: login limit", err)
+	}
+	return nil
 }
 
 // Login checks a user's password and begins a session with a new id. client is
@@ -100,7 +123,7 @@ func (s *Accounts) fail(ctx context.Context, key string, maxn int) (bool, error)
 func (s *Accounts) Login(ctx context.Context, name, password, client string) (accounts.Session, error) {
 	name = accounts.NormalizeName(name)
 	known := accounts.ValidName(name)
-	addrKey, acctKey := loginFailures("a", client), loginFailures("u", name)
+	addrKey, acctKey := clientFailures(client), accountFailures(name)
 	if until, err := s.lockedUntil(ctx, addrKey); err != nil || !until.IsZero() {
 		if err != nil {
 			return accounts.Session{}, err
@@ -131,19 +154,12 @@ func (s *Accounts) Login(ctx context.Context, name, password, client string) (ac
 		return accounts.Session{}, err
 	}
 	if !ok {
-		if _, err := s.fail(ctx, addrKey, s.cfg.Logins.PerAddress); err != nil {
+		if err := s.failClient(ctx, client); err != nil {
 			return accounts.Session{}, err
 		}
 		if hash != "" {
-			locked, err := s.fail(ctx, acctKey, s.cfg.Logins.PerAccount)
-			if err != nil {
+			if err := s.failAccount(ctx, name); err != nil {
 				return accounts.Session{}, err
-			}
-			if locked {
-				if err := s.record(ctx, accounts.EventUserLockedOut, accounts.UserActor(name), name,
-					map[string]string{"for": s.cfg.Logins.Lockout.String()}); err != nil {
-					return accounts.Session{}, err
-				}
 			}
 		}
 		return accounts.Session{}, accounts.ErrBadCredentials
@@ -255,7 +271,7 @@ func (s *Accounts) ChangePassword(ctx context.Context, name, current, password s
 	}
 	// A wrong current password counts as a failed login, or an open session
 	// would be a way to guess the password without a limit.
-	acctKey := loginFailures("u", u.Name)
+	acctKey := accountFailures(u.Name)
 	if until, err := s.lockedUntil(ctx, acctKey); err != nil || !until.IsZero() {
 		if err != nil {
 			return accounts.Session{}, err
@@ -267,7 +283,7 @@ func (s *Accounts) ChangePassword(ctx context.Context, name, current, password s
 		return accounts.Session{}, err
 	}
 	if !ok {
-		if _, err := s.fail(ctx, acctKey, s.cfg.Logins.PerAccount); err != nil {
+		if err := s.failAccount(ctx, u.Name); err != nil {
 			return accounts.Session{}, err
 		}
 		return accounts.Session{}, &accounts.ValidationError{Fields: map[string]accounts.Problem{"current": {Key: "err.password.current"}}}

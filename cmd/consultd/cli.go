@@ -72,7 +72,7 @@ func runCommand(ctx context.Context, cfg Config, term terminal) error {
 		return err
 	}
 	defer done()
-	as, err := store.NewAccounts(rdb, store.AccountsConfig{OnEvent: accountEvents(slog.New(slog.NewTextHandler(term.err, &slog.HandlerOptions{Level: slog.LevelWarn})))})
+	as, err := store.NewAccounts(rdb, store.AccountsConfig{})
 	if err != nil {
 		return err
 	}
@@ -105,10 +105,28 @@ func consoleActor() accounts.Actor {
 			name = u.Username
 		}
 	}
-	if name == "" {
-		name = "unknown"
+	return accounts.ConsoleActor(consoleName(name))
+}
+
+// consoleName is an operating-system user's name as the record takes it:
+// 1 to 128 bytes of [A-Za-z0-9._-]. A directory's names ("jdoe@corp.example",
+// `CORP\jdoe`) have others, which become '_': the record must name the person
+// at the console, and refusing to run for them would leave the change undone,
+// not better recorded. No name at all is "unknown".
+func consoleName(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '_'
+		}
 	}
-	return accounts.ConsoleActor(name)
+	switch {
+	case len(b) == 0:
+		return "unknown"
+	case len(b) > 128:
+		b = b[:128]
+	}
+	return string(b)
 }
 
 type command struct {

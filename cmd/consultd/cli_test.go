@@ -3,12 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	"consult/record"
+	"consult/store"
 )
 
 // cli runs one command as `consultd ARGS` with stdin, and returns its output.
@@ -107,5 +112,45 @@ func TestCommandLine(t *testing.T) {
 	if _, err := cli(t, cfg, "", "user", "disable", "nobody"); err == nil || !strings.Contains(err.Error(), "no user nobody") {
 		t.Errorf("disable nobody: %v", err)
 	}
+
+	// Every change is in the staff record once, put down to the one at the console.
+	rdb, done, err := connectForCommand(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, _, err := store.NewRecords(rdb).Page(context.Background(), record.Staff, 0, store.MaxPage)
+	done()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range es {
+		if e.Actor != consoleActor() {
+			t.Errorf("event %+v: actor is not %s", e, consoleActor())
+		}
+		got = append(got, fmt.Sprintf("%s %v%v", e.Action, e.Data["user"], e.Data["bureau"]))
+	}
+	want := []string{"user.created root<nil>", "bureau.created <nil>b1", "bureau.created <nil>b2", "user.created zhang<nil>",
+		"token.created zhang<nil>", "token.revoked zhang<nil>", "user.changed zhang<nil>", "user.disabled zhang<nil>"}
+	if !slices.Equal(got, want) {
+		t.Errorf("staff record:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 	stop()
+}
+
+// TestConsoleName: any name the system gives makes a valid actor, the usual
+// ones unchanged.
+func TestConsoleName(t *testing.T) {
+	for in, want := range map[string]string{
+		"root": "root", "deploy.bot-2": "deploy.bot-2", "": "unknown", "jdoe@corp.example": "jdoe_corp.example",
+		`CORP\jdoe`: "CORP_jdoe", "a b": "a_b", strings.Repeat("x", 200): strings.Repeat("x", 128),
+	} {
+		got := consoleName(in)
+		if got != want || !record.Console(got).Valid() {
+			t.Errorf("consoleName(%q) = %q, want %q (valid: %v)", in, got, want, record.Console(got).Valid())
+		}
+	}
+	if !consoleActor().Valid() {
+		t.Errorf("consoleActor() = %q is not a valid actor", consoleActor())
+	}
 }

@@ -100,7 +100,6 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 
 	as, err := store.NewAccounts(rdb, store.AccountsConfig{
 		Sessions: accounts.SessionPolicy{Idle: cfg.SessionIdle, Absolute: cfg.SessionMax},
-		OnEvent:  accountEvents(log),
 	})
 	if err != nil {
 		return err
@@ -371,20 +370,6 @@ func adminToken(cfg Config, hasAdmin bool, log *slog.Logger) (string, error) {
 	}
 	fmt.Fprintf(os.Stderr, "\nconsultd: generated an admin token (stored in %s; shown only this once; it works until the first admin account exists: consultd user add NAME --role admin):\n\n    %s\n\n", path, tok)
 	return tok, nil
-}
-
-// accountEvents is where every change to staff users, bureaus and tokens goes
-// (store.AccountsConfig.OnEvent). Until the consultation record is wired here
-// (record.Append with the scope "accounts"), it is a line in the log.
-func accountEvents(log *slog.Logger) func(ctx context.Context, e accounts.Event) error {
-	return func(ctx context.Context, e accounts.Event) error {
-		attrs := []any{"kind", e.Kind, "actor", string(e.Actor), "subject", e.Subject}
-		for k, v := range e.Fields {
-			attrs = append(attrs, k, v)
-		}
-		log.Info("account change", attrs...)
-		return nil
-	}
 }
 
 func metrics(cs *store.Comments, ws []*store.Worker, sched *notify.Scheduler) []handlers.Metric {
