@@ -208,7 +208,7 @@ func (r report) markdown() string {
 	p("Each appendfsync mode runs on a fresh redis-server in a temporary directory with the arguments of "+
 		"consultd's embedded default (`internal/redisproc`: appendonly yes, the mode's appendfsync, AOF rewrites past 512 MB, no RDB snapshots). "+
 		"In each mode every case has a %s warm-up, then %d round(s) in which every case runs once for %s; each round starts "+
-		"one case later than the one before. The baselines' streams are emptied after each run. "+
+		"one case later than the one before. The baselines' streams, and the intake draft's comments, are emptied after each run. "+
 		"The figures are the medians over the rounds of each run's req/s, p50 and p99.\n\n", o.Warmup, o.Reps, o.Dur)
 
 	for _, m := range r.Modes {
