@@ -1,11 +1,12 @@
 package notify
 
 import (
-	"bytes"
+	"bufio"
 	"embed"
 	"encoding/csv"
 	"fmt"
 	htmltemplate "html/template"
+	"io"
 	"strconv"
 	"strings"
 	texttemplate "text/template"
@@ -31,54 +32,141 @@ var (
 	htmlTemplate = htmltemplate.Must(htmltemplate.New("").Funcs(templateFuncs).ParseFS(templateFS, "templates/digest.html.tmpl"))
 )
 
-// Rendered is a digest rendered once, for as many recipients as it has.
+// Rendered is the e-mail made of a digest, once, for as many recipients as it
+// has: the whole digest (both bodies and the CSV) when it fits the size limit,
+// else the summary with download links.
 type Rendered struct {
 	Subject     string
 	Text        []byte
 	HTML        []byte
-	CSV         []byte
+	CSV         []byte // nil: nothing attached
 	CSVFilename string
 }
 
-// Render renders the subject, both bodies and the CSV.
-func (d Digest) Render() (Rendered, error) {
-	r := Rendered{Subject: d.Subject(), CSVFilename: d.CSVFilename()}
-	var err error
-	if r.Text, err = d.Text(); err != nil {
-		return Rendered{}, err
+// WriteText renders the plain-text digest to w.
+func (d *Digest) WriteText(w io.Writer) error { return d.WriteAll(w, nil, nil) }
+
+// WriteHTML renders the HTML digest to w: every value escaped by html/template,
+// styles inline, nothing loaded from elsewhere (mail clients block remote
+// content, and a digest must read the same offline and in an archive).
+func (d *Digest) WriteHTML(w io.Writer) error { return d.WriteAll(nil, w, nil) }
+
+// WriteCSV renders the CSV to w: one row per comment, in the order the bodies
+// show them, after a header row. The public copy has no contact column at all.
+// Cells that a spreadsheet would run as a formula are defused with a leading
+// apostrophe.
+func (d *Digest) WriteCSV(w io.Writer) error { return d.WriteAll(nil, nil, w) }
+
+// WriteAll renders the text, HTML and CSV digests in one pass over the comments;
+// a nil writer skips its format. Memory stays that of one comment at a time.
+func (d *Digest) WriteAll(text, html, csv io.Writer) error {
+	var rs []renderer
+	if text != nil {
+		rs = append(rs, newTemplateRenderer("text", textTemplate, "txt.", text, d.Public()))
 	}
-	if r.HTML, err = d.HTML(); err != nil {
-		return Rendered{}, err
+	if html != nil {
+		rs = append(rs, newTemplateRenderer("html", htmlTemplate, "html.", html, d.Public()))
 	}
-	if r.CSV, err = d.CSV(); err != nil {
-		return Rendered{}, err
+	if csv != nil {
+		rs = append(rs, newCSVRenderer(csv, d.Audience))
 	}
-	return r, nil
+	if err := d.render(rs); err != nil {
+		return fmt.Errorf("notify: render %s: %w", d.DraftID, err)
+	}
+	return nil
 }
 
-// Text renders the plain-text body.
-func (d Digest) Text() ([]byte, error) {
-	var b bytes.Buffer
-	if err := textTemplate.ExecuteTemplate(&b, "digest.txt", d); err != nil {
-		return nil, fmt.Errorf("notify: render text %s: %w", d.DraftID, err)
-	}
-	return b.Bytes(), nil
+// renderer is one output format, fed the digest's parts in order.
+type renderer interface {
+	head(d *Digest) error
+	group(g Group) error
+	entry(g Group, e Entry) error
+	none() error // in place of the groups when there are none
+	foot(d *Digest) error
+	flush() error
 }
 
-// HTML renders the HTML body: every value escaped by html/template, styles inline,
-// nothing loaded from elsewhere (mail clients block remote content, and a digest
-// must read the same offline and in an archive).
-func (d Digest) HTML() ([]byte, error) {
-	var b bytes.Buffer
-	if err := htmlTemplate.ExecuteTemplate(&b, "digest.html", d); err != nil {
-		return nil, fmt.Errorf("notify: render html %s: %w", d.DraftID, err)
+func (d *Digest) render(rs []renderer) error {
+	each := func(fn func(r renderer) error) error {
+		for _, r := range rs {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	return b.Bytes(), nil
+	if err := each(func(r renderer) error { return r.head(d) }); err != nil {
+		return err
+	}
+	if len(d.Groups) == 0 {
+		if err := each(func(r renderer) error { return r.none() }); err != nil {
+			return err
+		}
+	}
+	n := 1
+	for _, g := range d.Groups {
+		if err := each(func(r renderer) error { return r.group(g) }); err != nil {
+			return err
+		}
+		err := d.entries(g, n, func(e Entry) error {
+			return each(func(r renderer) error { return r.entry(g, e) })
+		})
+		if err != nil {
+			return err
+		}
+		n += g.Count
+	}
+	if err := each(func(r renderer) error { return r.foot(d) }); err != nil {
+		return err
+	}
+	return each(func(r renderer) error { return r.flush() })
 }
+
+// executor is what text/template and html/template have in common.
+type executor interface {
+	ExecuteTemplate(w io.Writer, name string, data any) error
+}
+
+// templateRenderer renders a format from its templates "<prefix>head", "group",
+// "entry", "none" and "foot", one execution per part: a template over the whole
+// digest would need every comment in memory at once.
+type templateRenderer struct {
+	kind   string
+	t      executor
+	prefix string
+	w      *bufio.Writer
+	public bool
+}
+
+// entryView is what an entry template sees.
+type entryView struct {
+	Entry
+	Public bool
+}
+
+func newTemplateRenderer(kind string, t executor, prefix string, w io.Writer, public bool) *templateRenderer {
+	return &templateRenderer{kind: kind, t: t, prefix: prefix, w: bufio.NewWriterSize(w, 64<<10), public: public}
+}
+
+func (r *templateRenderer) exec(name string, data any) error {
+	if err := r.t.ExecuteTemplate(r.w, r.prefix+name, data); err != nil {
+		return fmt.Errorf("%s: %w", r.kind, err)
+	}
+	return nil
+}
+
+func (r *templateRenderer) head(d *Digest) error { return r.exec("head", d) }
+func (r *templateRenderer) group(g Group) error  { return r.exec("group", g) }
+func (r *templateRenderer) entry(_ Group, e Entry) error {
+	return r.exec("entry", entryView{Entry: e, Public: r.public})
+}
+func (r *templateRenderer) none() error          { return r.exec("none", nil) }
+func (r *templateRenderer) foot(d *Digest) error { return r.exec("foot", d) }
+func (r *templateRenderer) flush() error         { return r.w.Flush() }
 
 // CSVFilename is the attachment's name: "<draft-id>-comments.csv", with
 // "-interim" for an interim digest and "-public" for the public copy.
-func (d Digest) CSVFilename() string {
+func (d *Digest) CSVFilename() string {
 	name := d.DraftID
 	if d.Interim {
 		name += "-interim"
@@ -93,55 +181,76 @@ func (d Digest) CSVFilename() string {
 // code page (GBK on Chinese Windows).
 const utf8BOM = "\xEF\xBB\xBF"
 
-// CSV renders one row per comment, in the order the bodies show them, after a
-// header row. The public copy has no contact column at all. Cells that a
-// spreadsheet would run as a formula are defused with a leading apostrophe.
-func (d Digest) CSV() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteString(utf8BOM)
-	w := csv.NewWriter(&b)
-	w.UseCRLF = true // what Excel writes and expects
-	header := []string{
+// csvRenderer writes the CSV; it has no heading rows per section, so group and
+// none write nothing.
+type csvRenderer struct {
+	bw     *bufio.Writer
+	w      *csv.Writer
+	public bool
+	row    []string
+}
+
+// csvContactCol is the contact column, which the public copy leaves out.
+const csvContactCol = 6
+
+func newCSVRenderer(w io.Writer, a Audience) *csvRenderer {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	cw := csv.NewWriter(bw)
+	cw.UseCRLF = true // what Excel writes and expects
+	return &csvRenderer{bw: bw, w: cw, public: a == Public}
+}
+
+func (r *csvRenderer) write(row []string) error {
+	if r.public {
+		row = append(row[:csvContactCol:csvContactCol], row[csvContactCol+1:]...)
+	}
+	if err := r.w.Write(row); err != nil {
+		return fmt.Errorf("csv: %w", err)
+	}
+	return nil
+}
+
+func (r *csvRenderer) head(*Digest) error {
+	if _, err := r.bw.WriteString(utf8BOM); err != nil {
+		return fmt.Errorf("csv: %w", err)
+	}
+	return r.write([]string{
 		"回执编号 receipt_code", "收到时间 received_at", "章节锚点 section_anchor", "章节 section_label",
-		"类别 category", "姓名 name", "联系方式 contact", "同意公开姓名 publish_name", "意见 body", "校验值 sha256",
+		"类别 category", "姓名 name", "联系方式 contact", "同意公开姓名 publish_name", "意见 body", "校验值 sha256", "重复提交 duplicate",
+	})
+}
+
+func (r *csvRenderer) group(Group) error { return nil }
+func (r *csvRenderer) none() error       { return nil }
+
+func (r *csvRenderer) entry(g Group, e Entry) error {
+	label := g.Title
+	if g.Anchor == "" {
+		label = "全文 whole draft"
 	}
-	const contactCol = 6
-	if d.Audience == Public {
-		header = append(header[:contactCol:contactCol], header[contactCol+1:]...)
+	name := e.Name
+	if !r.public {
+		name = e.RawName
 	}
-	if err := w.Write(header); err != nil {
-		return nil, fmt.Errorf("notify: render csv %s: %w", d.DraftID, err)
+	r.row = append(r.row[:0], e.Code, e.ReceivedAt.Format(time.RFC3339), g.Anchor, label,
+		string(e.Category), name, e.Contact, strconv.FormatBool(e.PublishName), e.Body, e.SHA256, strconv.FormatBool(e.Duplicate))
+	for i, cell := range r.row {
+		r.row[i] = defuseFormula(cell)
 	}
-	for _, g := range d.Groups {
-		label := g.Title
-		if g.Anchor == "" {
-			label = "全文 whole draft"
-		}
-		for _, e := range g.Comments {
-			name := e.Name
-			if d.Audience == Bureau {
-				name = e.RawName
-			}
-			row := []string{
-				e.Code, e.ReceivedAt.Format(time.RFC3339), g.Anchor, label,
-				string(e.Category), name, e.Contact, strconv.FormatBool(e.PublishName), e.Body, e.SHA256,
-			}
-			if d.Audience == Public {
-				row = append(row[:contactCol:contactCol], row[contactCol+1:]...)
-			}
-			for i, cell := range row {
-				row[i] = defuseFormula(cell)
-			}
-			if err := w.Write(row); err != nil {
-				return nil, fmt.Errorf("notify: render csv %s: %w", d.DraftID, err)
-			}
-		}
+	return r.write(r.row)
+}
+
+func (r *csvRenderer) foot(*Digest) error { return nil }
+
+func (r *csvRenderer) flush() error {
+	r.w.Flush()
+	if err := r.w.Error(); err != nil {
+		return fmt.Errorf("csv: %w", err)
 	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		return nil, fmt.Errorf("notify: render csv %s: %w", d.DraftID, err)
+	if err := r.bw.Flush(); err != nil {
+		return fmt.Errorf("csv: %w", err)
 	}
-	return b.Bytes(), nil
+	return nil
 }
 
 // defuseFormula prefixes a cell that Excel, WPS or LibreOffice would evaluate
