@@ -503,3 +503,57 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestBuildManyGroups: more groups than the spill keeps files open, their
+// comments interleaved, still come out whole and in order.
+func TestBuildManyGroups(t *testing.T) {
+	d := fixtureDraft()
+	var cs []comments.Comment
+	const anchors, rounds = 3 * maxOpenSpills, 4
+	for r := range rounds {
+		for a := range anchors {
+			i := r*anchors + a
+			cs = append(cs, comments.Comment{Code: fmt.Sprintf("7-MANY-%05d", i), Entry: fmt.Sprintf("%d-0", i+1),
+				Section: fmt.Sprintf("gone-%03d", a), Body: fmt.Sprint(i), Category: comments.CategoryOther, ReceivedAt: at("2026-11-02T00:00:00Z")})
+		}
+	}
+	dg := build(t, d, cs, Options{Location: shanghai})
+	if len(dg.Groups) != anchors || dg.Total != anchors*rounds {
+		t.Fatalf("%d groups, %d comments; want %d, %d", len(dg.Groups), dg.Total, anchors, anchors*rounds)
+	}
+	for a, es := range groupEntries(t, dg) {
+		if dg.Groups[a].Anchor != fmt.Sprintf("gone-%03d", a) {
+			t.Fatalf("group %d is %q: not in the order of first comment", a, dg.Groups[a].Anchor)
+		}
+		for r, e := range es {
+			if want := fmt.Sprintf("7-MANY-%05d", r*anchors+a); e.Code != want {
+				t.Fatalf("group %d entry %d is %s, want %s", a, r, e.Code, want)
+			}
+		}
+	}
+}
+
+func TestRemoveStaleSpills(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	for name, age := range map[string]time.Duration{spillPrefix + "old": 2 * time.Hour, spillPrefix + "new": time.Minute, "other": 2 * time.Hour} {
+		p := filepath.Join(dir, name)
+		if err := os.Mkdir(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, now.Add(-age), now.Add(-age)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := removeStaleSpills(dir, time.Hour, now); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	des, _ := os.ReadDir(dir)
+	for _, de := range des {
+		left = append(left, de.Name())
+	}
+	if want := []string{spillPrefix + "new", "other"}; !slices.Equal(left, want) {
+		t.Errorf("left %v, want %v", left, want)
+	}
+}

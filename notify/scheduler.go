@@ -187,6 +187,7 @@ func (s *Scheduler) Stats() (sent, failed int64) { return s.sent.Load(), s.faile
 // nothing further starts. Errors from Redis, the sources or the mailer are logged
 // and retried on a later tick: they never stop the loop.
 func (s *Scheduler) Run(ctx context.Context) error {
+	// File times are the system clock's, not Now's.
 	if err := removeStaleSpills(s.cfg.SpillDir, staleSpills, time.Now()); err != nil {
 		s.log.Warn("notify: remove a crashed build's files", "dir", s.cfg.SpillDir, "err", err)
 	}
