@@ -1,0 +1,188 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+const (
+	sectionBegin = "<!-- million:begin -->"
+	sectionEnd   = "<!-- million:end -->"
+)
+
+// The issue's floors.
+const (
+	maxMemoryGrowth  = 1.5 // peak memory at the largest size over the smallest
+	maxBuildOverRead = 3.0
+)
+
+type report struct {
+	Opts                  options
+	Results               []sizeResult
+	Base                  int64 // Redis used_memory before the fill
+	Raw                   [2]int
+	Start, End            time.Time
+	LoadBefore, LoadAfter string
+	Redis                 string
+}
+
+type floor struct {
+	What, Measured string
+	OK             bool
+}
+
+func (r report) floors() []floor {
+	var fs []floor
+	if len(r.Results) >= 2 {
+		a, b := r.Results[0], r.Results[len(r.Results)-1]
+		heap := float64(b.Build.PeakHeap) / float64(a.Build.PeakHeap)
+		rss := float64(b.Build.VmHWM) / float64(a.Build.VmHWM)
+		fs = append(fs,
+			floor{fmt.Sprintf("build peak heap at %s ≤ %.1f× at %s", count(b.Comments), maxMemoryGrowth, count(a.Comments)),
+				fmt.Sprintf("%.2f× (%s, then %s)", heap, mib(a.Build.PeakHeap), mib(b.Build.PeakHeap)), heap <= maxMemoryGrowth},
+			floor{fmt.Sprintf("build peak RSS (VmHWM) at %s ≤ %.1f× at %s", count(b.Comments), maxMemoryGrowth, count(a.Comments)),
+				fmt.Sprintf("%.2f× (%s, then %s)", rss, mib(a.Build.VmHWM), mib(b.Build.VmHWM)), rss <= maxMemoryGrowth})
+	}
+	for _, s := range r.Results {
+		x := s.Build.Took.Seconds() / s.floor().Seconds()
+		fs = append(fs, floor{fmt.Sprintf("build ≤ %.0f× the read floor at %s", maxBuildOverRead, count(s.Comments)),
+			fmt.Sprintf("%.2f× (%s over %s)", x, secs(s.Build.Took), secs(s.floor())), x <= maxBuildOverRead})
+	}
+	return fs
+}
+
+func (r report) failures() []string {
+	var out []string
+	for _, f := range r.floors() {
+		if !f.OK {
+			out = append(out, f.What+": "+f.Measured)
+		}
+	}
+	return out
+}
+
+func (r report) markdown() string {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	p("%s\n## Digest of a million comments\n\n", sectionBegin)
+	p("Written by `make bench-million` (bench/million); regenerate it rather than editing it.\n\n")
+	p("- Command: `go run ./bench/million -sizes %s -c %d -workers %d`\n", joinInts(r.Opts.Sizes), r.Opts.Concurrency, r.Opts.Workers)
+	p("- Date: %s to %s (UTC), %s in all\n", r.Start.UTC().Format("2006-01-02 15:04:05"), r.End.UTC().Format("15:04:05"),
+		r.End.Sub(r.Start).Round(time.Second))
+	p("- Machine: %s, %d logical CPUs, %s; Go %s; redis-server %s\n", cpuModel(), runtime.NumCPU(), memTotal(), runtime.Version(), r.Redis)
+	p("- Load average (1, 5, 15 min) before: %s; after: %s\n\n", r.LoadBefore, r.LoadAfter)
+	p("One draft (24 articles) is filled through `store.Comments.Submit`, in process, %d at a time, with %d comment workers "+
+		"settling the intake, on a redis-server started like consultd's embedded one but with `appendfsync everysec` "+
+		"(the fill is setup; reading is the same in either mode). Each comment is like the intake benchmark's: a 158-character "+
+		"body, a name, a contact, a section, a category: %d bytes of text, %d as the JSON a client posts. "+
+		"The intake runs with its per-draft caps off (`CONSULT_LIMITS=off`), as load tests do. At each size, three child processes (GOGC=400, as consultd "+
+		"runs) read the range, build the digest, and read again:\n\n", r.Opts.Concurrency, r.Opts.Workers, r.Raw[0], r.Raw[1])
+	p("- **read floor**: `store.Comments.Each` over the range with a callback that only counts; the faster of the two reads;\n")
+	p("- **build**: `notify.Build` over the same range (reading and writing each comment to its section's spill file), then " +
+		"the text, HTML and CSV digests written to files in one pass (`Digest.WriteAll`): the most any build does (the " +
+		"scheduler stops rendering once the e-mail would pass its size limit, and a download renders one file); peak heap is " +
+		"`HeapInuse` sampled every 10 ms, peak RSS the child's `VmHWM`. Past a few hundred MB the render is bound by " +
+		"writing the files to disk.\n\n")
+
+	p("| comments | fill | read floor | build (spill + render) | build / floor | peak heap | peak RSS | text | HTML | CSV | Redis per comment |\n")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, s := range r.Results {
+		p("| %s | %s (%.0f/s) | %s | %s (%s + %s) | %.2f× | %s | %s | %s | %s | %s | %s |\n",
+			count(s.Comments), secs(s.Fill), float64(s.Filled)/s.Fill.Seconds(), secs(s.floor()),
+			secs(s.Build.Took), secs(s.Build.Spill), secs(s.Build.Render), s.Build.Took.Seconds()/s.floor().Seconds(),
+			mib(s.Build.PeakHeap), mib(s.Build.VmHWM), mb(s.Build.TextBytes), mb(s.Build.HTMLBytes), mb(s.Build.CSVBytes),
+			fmt.Sprintf("%d B", (s.RedisUsed-r.Base)/int64(s.Comments)))
+	}
+	p("\nThe reads alone peaked at:")
+	for _, s := range r.Results {
+		p(" %s heap / %s RSS at %s;", mib(max(s.Reads[0].PeakHeap, s.Reads[1].PeakHeap)), mib(max(s.Reads[0].VmHWM, s.Reads[1].VmHWM)), count(s.Comments))
+	}
+	p("\nRedis per comment is `used_memory` after the fill, less before, over the comments stored (the stream entry, its "+
+		"receipt record, the consumer group's state), beside the %d bytes of text a comment carries.\n\n", r.Raw[0])
+
+	p("### Floors (the issue's)\n\n| floor | measured | |\n|---|---:|---|\n")
+	for _, f := range r.floors() {
+		p("| %s | %s | **%s** |\n", f.What, f.Measured, map[bool]string{true: "PASS", false: "FAIL"}[f.OK])
+	}
+	p("\n%s\n", sectionEnd)
+	return b.String()
+}
+
+// writeSection replaces the section between the markers in path, or appends it
+// when there is none, leaving the rest of the file as it was.
+func writeSection(path, section string) error {
+	old, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return os.WriteFile(path, []byte(replaceSection(string(old), section)), 0o644)
+}
+
+func replaceSection(doc, section string) string {
+	section = strings.TrimSuffix(section, "\n")
+	i := strings.Index(doc, sectionBegin)
+	if i >= 0 {
+		if j := strings.Index(doc[i:], sectionEnd); j >= 0 {
+			return doc[:i] + section + doc[i+j+len(sectionEnd):]
+		}
+	}
+	if doc != "" && !strings.HasSuffix(doc, "\n") {
+		doc += "\n"
+	}
+	if doc != "" {
+		doc += "\n"
+	}
+	return doc + section + "\n"
+}
+
+func count(n int) string {
+	switch {
+	case n >= 1_000_000 && n%1_000_000 == 0:
+		return fmt.Sprintf("%dM", n/1_000_000)
+	case n >= 1000 && n%1000 == 0:
+		return fmt.Sprintf("%dk", n/1000)
+	}
+	return fmt.Sprint(n)
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
+func mb(n int64) string           { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = fmt.Sprint(n)
+	}
+	return strings.Join(s, ",")
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func memTotal() string {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return "unknown memory"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			var kb float64
+			fmt.Sscan(v, &kb)
+			return fmt.Sprintf("%.1f GiB", kb/(1<<20))
+		}
+	}
+	return "unknown memory"
+}
