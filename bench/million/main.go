@@ -10,8 +10,8 @@
 //
 // and writes them to bench/RESULTS.md between <!-- million:begin --> and
 // <!-- million:end -->, replacing that section or appending it, never touching
-// the rest. Each read and each build runs in a child process of its own, so
-// that its VmHWM is its own. It only uses the exported API of store and notify.
+// the rest. Each read (three) and each build (two, interleaved) runs in a child
+// process of its own, so that its VmHWM is its own. It only uses the exported API of store and notify.
 //
 // Run it with `make bench-million` (about ten minutes on two cores; the machine
 // should be otherwise idle). `go run ./bench/million -h` lists the flags.
@@ -32,6 +32,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,7 +97,7 @@ type sizeResult struct {
 	Fill      time.Duration // filling from the previous size to this one
 	Filled    int           // comments submitted in Fill
 	Reads     []phaseResult
-	Build     phaseResult
+	Builds    []phaseResult
 	RedisUsed int64 // used_memory, after settling
 }
 
@@ -108,6 +109,7 @@ type phaseResult struct {
 	Render    time.Duration // build: writing the three files
 	Comments  int
 	PeakHeap  uint64 // bytes, HeapInuse sampled every 10 ms
+	LiveHeap  uint64 // bytes, the most the collector found live (/gc/heap/live:bytes)
 	VmHWM     uint64 // bytes, the child's peak resident set
 	NumGC     uint32
 	TextBytes int64
@@ -115,12 +117,27 @@ type phaseResult struct {
 	CSVBytes  int64
 }
 
+// floor is the fastest read: on a machine shared with other work, the one
+// least disturbed.
 func (s sizeResult) floor() time.Duration {
 	f := s.Reads[0].Took
 	for _, r := range s.Reads[1:] {
 		f = min(f, r.Took)
 	}
 	return f
+}
+
+// build is the fastest build, for the same reason, with the highest memory
+// any build reached: memory is not a matter of luck.
+func (s sizeResult) build() phaseResult {
+	b := s.Builds[0]
+	for _, r := range s.Builds[1:] {
+		if r.Took < b.Took {
+			b.Took, b.Spill, b.Render = r.Took, r.Spill, r.Render
+		}
+		b.PeakHeap, b.LiveHeap, b.VmHWM = max(b.PeakHeap, r.PeakHeap), max(b.LiveHeap, r.LiveHeap), max(b.VmHWM, r.VmHWM)
+	}
+	return b
 }
 
 func run(ctx context.Context, o options) int {
@@ -200,7 +217,7 @@ func run(ctx context.Context, o options) int {
 		fmt.Printf("million: %d comments in %s (%.0f/s); Redis used_memory %s\n", n, r.Fill.Round(time.Second),
 			float64(r.Filled)/r.Fill.Seconds(), mib(uint64(r.RedisUsed)))
 		// The workers stay, idle: they poll an empty stream ten times a second.
-		for _, phase := range []string{"read", "build", "read"} {
+		for _, phase := range []string{"read", "build", "read", "build", "read"} {
 			pr, err := runChild(ctx, o, phase, rp.Addr, d.ID, head, filepath.Join(tmp, "build"))
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "million:", err)
@@ -215,7 +232,7 @@ func run(ctx context.Context, o options) int {
 			if phase == "read" {
 				r.Reads = append(r.Reads, pr)
 			} else {
-				r.Build = pr
+				r.Builds = append(r.Builds, pr)
 			}
 		}
 		results = append(results, r)
@@ -379,17 +396,22 @@ func child(o options) int {
 		fmt.Fprintln(os.Stderr, "million:", err)
 		return 1
 	}
-	var peak atomic.Uint64
+	var peak, live atomic.Uint64
 	stop, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(stopped)
 		var ms runtime.MemStats
+		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 		t := time.NewTicker(10 * time.Millisecond)
 		defer t.Stop()
 		for {
 			runtime.ReadMemStats(&ms)
 			if ms.HeapInuse > peak.Load() {
 				peak.Store(ms.HeapInuse)
+			}
+			metrics.Read(sample)
+			if v := sample[0].Value; v.Kind() == metrics.KindUint64 && v.Uint64() > live.Load() {
+				live.Store(v.Uint64())
 			}
 			select {
 			case <-stop:
@@ -417,7 +439,7 @@ func child(o options) int {
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	r.PeakHeap, r.NumGC, r.VmHWM = peak.Load(), ms.NumGC, vmHWM()
+	r.PeakHeap, r.LiveHeap, r.NumGC, r.VmHWM = peak.Load(), live.Load(), ms.NumGC, vmHWM()
 	_ = json.NewEncoder(os.Stdout).Encode(r)
 	return 0
 }
