@@ -42,10 +42,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"consult/bench/internal/results"
 	"consult/comments"
 	"consult/drafts"
 	"consult/internal/redisproc"
 	"consult/notify"
+	"consult/record"
 	"consult/store"
 )
 
@@ -157,7 +159,7 @@ func run(ctx context.Context, o options) int {
 		defer os.RemoveAll(tmp)
 	}
 	start := time.Now()
-	loadBefore := loadAvg()
+	mach := results.ReadMachine()
 
 	// everysec: the fill is setup, not what is measured, and always would make it
 	// the slowest part of the run; reading is the same either way.
@@ -193,7 +195,7 @@ func run(ctx context.Context, o options) int {
 	}
 	defer func() { stopWorkers(); wg.Wait() }()
 
-	var results []sizeResult
+	var sizes []sizeResult
 	filled := 0
 	for _, n := range o.Sizes {
 		fmt.Printf("million: filling to %d comments…\n", n)
@@ -235,13 +237,13 @@ func run(ctx context.Context, o options) int {
 				r.Builds = append(r.Builds, pr)
 			}
 		}
-		results = append(results, r)
+		sizes = append(sizes, r)
 		if ctx.Err() != nil {
 			return 130
 		}
 	}
 
-	rep := report{Results: results, Base: base, Start: start, End: time.Now(), LoadBefore: loadBefore, LoadAfter: loadAvg(),
+	rep := report{Results: sizes, Base: base, Start: start, End: time.Now(), Machine: mach, LoadAfter: results.LoadAvg(),
 		Redis: redisVersion, Opts: o, Raw: rawSizes(d)}
 	md := rep.markdown()
 	fmt.Println()
@@ -250,7 +252,7 @@ func run(ctx context.Context, o options) int {
 	if !filepath.IsAbs(out) {
 		out = filepath.Join(root, out)
 	}
-	if err := writeSection(out, md); err != nil {
+	if err := results.WriteSection(out, "million", md); err != nil {
 		fmt.Fprintln(os.Stderr, "million:", err)
 		return 1
 	}
@@ -283,10 +285,10 @@ func draftText() string {
 }
 
 func makeDraft(ctx context.Context, ds *store.Drafts) (drafts.Draft, error) {
-	now := time.Now()
-	d, err := ds.Create(ctx, drafts.Draft{
+	// Published now by the server (OpensAt left out), open for six hours.
+	d, err := ds.Create(ctx, record.System, drafts.Draft{
 		ID: "bench-million", Title: "百万条意见基准草案", Bureau: "基准测试局", Kind: drafts.KindRule, Text: draftText(),
-		OpensAt: now.Add(-time.Minute), ClosesAt: now.Add(6 * time.Hour), DigestRecipients: []string{"bench@example.gov.cn"},
+		ClosesAt: time.Now().Add(6 * time.Hour), DigestRecipients: []string{"bench@example.gov.cn"},
 	})
 	return d, err
 }
@@ -523,18 +525,6 @@ func infoField(ctx context.Context, rdb redis.UniversalClient, section, field st
 		}
 	}
 	return ""
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 func moduleRoot() (string, error) {

@@ -2,15 +2,10 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"runtime"
 	"strings"
 	"time"
-)
 
-const (
-	sectionBegin = "<!-- million:begin -->"
-	sectionEnd   = "<!-- million:end -->"
+	"consult/bench/internal/results"
 )
 
 // The issue's floors.
@@ -20,13 +15,14 @@ const (
 )
 
 type report struct {
-	Opts                  options
-	Results               []sizeResult
-	Base                  int64 // Redis used_memory before the fill
-	Raw                   [2]int
-	Start, End            time.Time
-	LoadBefore, LoadAfter string
-	Redis                 string
+	Opts       options
+	Results    []sizeResult
+	Base       int64 // Redis used_memory before the fill
+	Raw        [2]int
+	Start, End time.Time
+	Machine    results.Machine // read at the start, with its load average
+	LoadAfter  string
+	Redis      string
 }
 
 type floor struct {
@@ -68,13 +64,13 @@ func (r report) failures() []string {
 func (r report) markdown() string {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
-	p("%s\n## Digest of a million comments\n\n", sectionBegin)
+	p("## Digest of a million comments\n\n")
 	p("Written by `make bench-million` (bench/million); regenerate it rather than editing it.\n\n")
 	p("- Command: `go run ./bench/million -sizes %s -c %d -workers %d`\n", joinInts(r.Opts.Sizes), r.Opts.Concurrency, r.Opts.Workers)
 	p("- Date: %s to %s (UTC), %s in all\n", r.Start.UTC().Format("2006-01-02 15:04:05"), r.End.UTC().Format("15:04:05"),
 		r.End.Sub(r.Start).Round(time.Second))
-	p("- Machine: %s, %d logical CPUs, %s; Go %s; redis-server %s\n", cpuModel(), runtime.NumCPU(), memTotal(), runtime.Version(), r.Redis)
-	p("- Load average (1, 5, 15 min) before: %s; after: %s\n\n", r.LoadBefore, r.LoadAfter)
+	p("- Machine: %s; Go %s; redis-server %s\n", r.Machine.Summary(), r.Machine.Go, r.Redis)
+	p("- Load average (1, 5, 15 min) before: %s; after: %s\n\n", r.Machine.LoadAvg, r.LoadAfter)
 	p("One draft (24 articles) is filled through `store.Comments.Submit`, in process, %d at a time, with %d comment workers "+
 		"settling the intake, on a redis-server started like consultd's embedded one but with `appendfsync everysec` "+
 		"(the fill is setup; reading is the same in either mode). Each comment is like the intake benchmark's: a 158-character "+
@@ -121,35 +117,7 @@ func (r report) markdown() string {
 	for _, f := range r.floors() {
 		p("| %s | %s | **%s** |\n", f.What, f.Measured, map[bool]string{true: "PASS", false: "FAIL"}[f.OK])
 	}
-	p("\n%s\n", sectionEnd)
 	return b.String()
-}
-
-// writeSection replaces the section between the markers in path, or appends it
-// when there is none, leaving the rest of the file as it was.
-func writeSection(path, section string) error {
-	old, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	return os.WriteFile(path, []byte(replaceSection(string(old), section)), 0o644)
-}
-
-func replaceSection(doc, section string) string {
-	section = strings.TrimSuffix(section, "\n")
-	i := strings.Index(doc, sectionBegin)
-	if i >= 0 {
-		if j := strings.Index(doc[i:], sectionEnd); j >= 0 {
-			return doc[:i] + section + doc[i+j+len(sectionEnd):]
-		}
-	}
-	if doc != "" && !strings.HasSuffix(doc, "\n") {
-		doc += "\n"
-	}
-	if doc != "" {
-		doc += "\n"
-	}
-	return doc + section + "\n"
 }
 
 func count(n int) string {
@@ -171,32 +139,4 @@ func joinInts(v []int) string {
 		s[i] = fmt.Sprint(n)
 	}
 	return strings.Join(s, ",")
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
-}
-
-func memTotal() string {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return "unknown memory"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-			var kb float64
-			fmt.Sscan(v, &kb)
-			return fmt.Sprintf("%.1f GiB", kb/(1<<20))
-		}
-	}
-	return "unknown memory"
 }
