@@ -109,3 +109,11 @@ bench-flash: deps build
 
 bench-scale: deps build
 	$(GO) run ./bench/flash scale
+
+# bench-million fills a draft with 100k, then 1M comments through the intake and
+# measures the digest's read floor, build time and memory, and Redis's memory per
+# comment (about ten minutes; the machine should be otherwise idle). It writes its
+# section of bench/RESULTS.md.
+.PHONY: bench-million
+bench-million: deps
+	$(GO) run ./bench/million

@@ -89,6 +89,7 @@ var routeAccessTable = map[string]routeAccess{
 	"GET /receipts":                      {anyone, 200},
 	"GET /receipts/:code":                {anyone, 200},
 	"GET /static/*":                      {anyone, 200},
+	"GET /digests/:draft/:job/:file":     {anyone, 404},
 	"echo_route_not_found /":             {anyone, 0},
 	"echo_route_not_found /*":            {anyone, 404},
 	"GET /login":                         {anyone, 200},

@@ -75,7 +75,9 @@ type Config struct {
 	Comments commentStore
 	Digests  digestRequester
 	Records  recordReader
-	Ready    Readiness
+	// DigestFiles serves the files digest e-mails link to; nil answers 404.
+	DigestFiles digestFiles
+	Ready       Readiness
 	// Metrics returns the current metrics; nil serves none.
 	Metrics func(ctx context.Context) []Metric
 	// Accounts keeps the staff's users, tokens and sessions (store.Accounts).

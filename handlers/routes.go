@@ -123,6 +123,11 @@ func (s *server) Register(e *echo.Echo) {
 	api.POST("/drafts/:id/comments", s.apiSubmitComment)
 	api.GET("/receipts/:code", s.apiGetReceipt)
 
+	// Anyone holding a signed link from a digest e-mail: the link is the
+	// credential (notify signs and checks it), since its recipients need no
+	// account; a file, but answered with the pages' headers when refused.
+	e.GET(digestFilePath, s.downloadDigest, pageHeaders)
+
 	// Anyone: the pages. Forms are read whole before the CSRF check, so that a
 	// broken body is told apart; they carry a CSRF token checked against a cookie.
 	web := e.Group("", pageHeaders, middleware.BodyLimit("64K"), readForm, middleware.CSRFWithConfig(middleware.CSRFConfig{
@@ -168,6 +173,11 @@ func nosniff(next echo.HandlerFunc) echo.HandlerFunc {
 // that waits as long as the client does.
 func (s *server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if c.Path() == digestFilePath {
+			// A download rebuilds its file before the first byte, a minute for a
+			// million comments: it has a bound of its own (see downloadDigest).
+			return next(c)
+		}
 		ctx, cancel := context.WithTimeout(c.Request().Context(), s.RequestTimeout)
 		defer cancel()
 		c.SetRequest(c.Request().WithContext(ctx))

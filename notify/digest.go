@@ -5,8 +5,10 @@ package notify
 
 import (
 	"cmp"
+	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -29,7 +31,7 @@ const (
 )
 
 // Public reports whether the digest is the public copy.
-func (d Digest) Public() bool { return d.Audience == Public }
+func (d *Digest) Public() bool { return d.Audience == Public }
 
 func (a Audience) String() string {
 	if a == Public {
@@ -50,11 +52,36 @@ type Options struct {
 	BaseURL string
 	// GeneratedAt is when the digest was made, shown in its footer.
 	GeneratedAt time.Time
+	// Until is the position of the newest entry of the draft's record the digest
+	// covers ("<ms>-<seq>", as store's Head gives it; "0-0" for none), shown with
+	// the totals. Empty means not shown.
+	Until string
+	// Dir is where the comments wait on disk while the digest is built (see
+	// spill); empty means os.TempDir(). Avoid a tmpfs: it would hold them in memory.
+	Dir string
+}
+
+// Source calls fn with every comment a digest covers, in the order received,
+// and stops at fn's first error: a store's Each with its draft and range bound.
+type Source func(fn func(comments.Comment) error) error
+
+// SliceSource is a Source over comments already in memory (tests, tools).
+func SliceSource(cs []comments.Comment) Source {
+	return func(fn func(comments.Comment) error) error {
+		for _, c := range cs {
+			if err := fn(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
 
 // Digest is every comment on a draft arranged for reading, with personal data
 // already reduced to what the audience may see: the renderers cannot leak what
-// Build did not put in.
+// Build did not put in. The comments themselves wait on local disk, grouped by
+// section, until the digest is rendered (WriteText, WriteHTML, WriteCSV, any
+// number of times); Close deletes them.
 type Digest struct {
 	DraftID  string
 	Title    string
@@ -68,14 +95,26 @@ type Digest struct {
 	GeneratedAt time.Time
 	Zone        string // the location's name: "Asia/Shanghai"
 	DraftURL    string // empty without a BaseURL
+	// Until is the position of the newest entry covered ("0-0": none; empty: not
+	// shown) and UntilAt when Redis received it, in the digest's location (zero
+	// for none).
+	Until   string
+	UntilAt time.Time
 
 	Total      int
 	Categories []CategoryCount
-	// Groups hold the comments by section: whole-draft comments first, then the
+	// Groups count the comments by section: whole-draft comments first, then the
 	// draft's sections in their order, then comments on anchors the draft does not
-	// have (kept, never dropped: every receipt must appear). Sections without
-	// comments are left out.
+	// have, in the order of their first comment (kept, never dropped: every
+	// receipt must appear). Sections without comments are left out.
 	Groups []Group
+
+	// firstEntry and lastEntry are the stream positions of the first and last
+	// comment shown in the order received ("" for none).
+	firstEntry, lastEntry string
+
+	loc   *time.Location
+	spill *spill
 }
 
 // CategoryCount is how many comments came from one category of commenter.
@@ -87,11 +126,13 @@ type CategoryCount struct {
 
 // Group is the comments on one section, in the order received.
 type Group struct {
-	Anchor   string // "" for the whole draft
-	Label    string // "第三条"; empty for the whole draft and a preamble
-	Title    string // what a reader sees: "第三条 总体要求", "全文 Whole draft"
-	URL      string // the section on the draft's page; empty without a BaseURL
-	Comments []Entry
+	Anchor string // "" for the whole draft
+	Label  string // "第三条"; empty for the whole draft and a preamble
+	Title  string // what a reader sees: "第三条 总体要求", "全文 Whole draft"
+	URL    string // the section on the draft's page; empty without a BaseURL
+	Count  int
+
+	file int // its spill file
 }
 
 // Entry is one comment as the audience may see it.
@@ -111,15 +152,22 @@ type Entry struct {
 	PublishName bool
 	Body        string
 	SHA256      string
+	// Duplicate marks a text the same client had already sent on the draft.
+	Duplicate bool
 }
 
-// Build arranges a draft's comments into a digest for the audience in o.
-func Build(d drafts.Draft, cs []comments.Comment, o Options) Digest {
+// Build reads a draft's comments once from src and arranges them into a digest
+// for the audience in o. Its memory does not grow with the number of comments:
+// they are written to disk under o.Dir, one file per section, and only the
+// counts stay in memory. Comments are shown in the order src gives them, which
+// is the order Redis received them (its stream order, not the received times,
+// which a clock step could disorder). The caller must Close the digest.
+func Build(d drafts.Draft, src Source, o Options) (*Digest, error) {
 	loc := o.Location
 	if loc == nil {
 		loc = defaultLocation()
 	}
-	dg := Digest{
+	dg := &Digest{
 		DraftID:     d.ID,
 		Title:       d.Title,
 		Bureau:      d.Bureau,
@@ -130,30 +178,59 @@ func Build(d drafts.Draft, cs []comments.Comment, o Options) Digest {
 		ClosesAt:    d.ClosesAt.In(loc),
 		GeneratedAt: o.GeneratedAt.In(loc),
 		Zone:        loc.String(),
-		Total:       len(cs),
+		Until:       o.Until,
+		loc:         loc,
+	}
+	if ms, _, ok := strings.Cut(o.Until, "-"); ok && o.Until != "0-0" {
+		if n, err := strconv.ParseInt(ms, 10, 64); err == nil {
+			dg.UntilAt = time.UnixMilli(n).In(loc)
+		}
 	}
 	if o.BaseURL != "" {
 		dg.DraftURL = strings.TrimRight(o.BaseURL, "/") + "/d/" + url.PathEscape(d.ID)
 	}
+	sp, err := newSpill(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	dg.spill = sp
 
-	sorted := slices.Clone(cs)
-	// All returns comments in the order received; sort anyway so that the digest
-	// does not depend on it, stably so that equal times keep that order.
-	slices.SortStableFunc(sorted, func(a, b comments.Comment) int {
-		return a.ReceivedAt.Compare(b.ReceivedAt)
-	})
-
-	perCategory := map[comments.Category]int{}
-	bySection := map[string][]Entry{}
-	var unknown []string // anchors not in the draft, in order of first comment
-	for _, c := range sorted {
-		perCategory[c.Category]++
-		if _, ok := bySection[c.Section]; !ok && c.Section != "" {
-			if _, known := d.Section(c.Section); !known {
-				unknown = append(unknown, c.Section)
-			}
+	// Groups: 0 the whole draft, then the draft's sections, then unknown anchors
+	// as they come.
+	groups := make([]Group, 0, len(d.Sections)+1)
+	groups = append(groups, Group{Title: "全文 Whole draft"})
+	index := make(map[string]int, len(d.Sections)+1)
+	index[""] = 0
+	for _, s := range d.Sections {
+		if _, dup := index[s.Anchor]; dup {
+			continue
 		}
-		bySection[c.Section] = append(bySection[c.Section], entry(c, o.Audience, loc))
+		index[s.Anchor] = len(groups)
+		groups = append(groups, Group{Anchor: s.Anchor, Label: s.Label, Title: sectionTitle(s)})
+	}
+	perCategory := map[comments.Category]int{}
+	err = src(func(c comments.Comment) error {
+		g, ok := index[c.Section]
+		if !ok {
+			g = len(groups)
+			index[c.Section] = g
+			groups = append(groups, Group{Anchor: c.Section, Title: "未知章节 Unknown section: " + c.Section})
+		}
+		groups[g].Count++
+		perCategory[c.Category]++
+		dg.Total++
+		if dg.firstEntry == "" {
+			dg.firstEntry = c.Entry
+		}
+		dg.lastEntry = c.Entry
+		return sp.write(g, entry(c, o.Audience, loc))
+	})
+	if ferr := sp.finish(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		_ = sp.remove()
+		return nil, fmt.Errorf("notify: build digest %s: %w", d.ID, err)
 	}
 
 	for _, cat := range comments.Categories {
@@ -168,34 +245,47 @@ func Build(d drafts.Draft, cs []comments.Comment, o Options) Digest {
 	for _, cat := range others {
 		dg.Categories = append(dg.Categories, CategoryCount{Category: cat, Label: categoryLabel(cat), Count: perCategory[cat]})
 	}
-
-	add := func(g Group) {
-		if es := bySection[g.Anchor]; len(es) > 0 {
-			g.Comments = es
-			if dg.DraftURL != "" {
-				g.URL = dg.DraftURL
-				if g.Anchor != "" {
-					g.URL += "#" + url.PathEscape(g.Anchor)
-				}
+	for i, g := range groups {
+		if g.Count == 0 {
+			continue
+		}
+		g.file = i
+		if dg.DraftURL != "" {
+			g.URL = dg.DraftURL
+			if g.Anchor != "" {
+				g.URL += "#" + url.PathEscape(g.Anchor)
 			}
-			dg.Groups = append(dg.Groups, g)
 		}
+		dg.Groups = append(dg.Groups, g)
 	}
-	add(Group{Title: "全文 Whole draft"})
-	for _, s := range d.Sections {
-		add(Group{Anchor: s.Anchor, Label: s.Label, Title: sectionTitle(s)})
+	return dg, nil
+}
+
+// Close deletes the comments the digest holds on disk; it may not be rendered
+// afterwards.
+func (d *Digest) Close() error {
+	if d == nil || d.spill == nil {
+		return nil
 	}
-	for _, a := range unknown {
-		add(Group{Anchor: a, Title: "未知章节 Unknown section: " + a})
+	err := d.spill.remove()
+	d.spill = nil
+	return err
+}
+
+// entries calls fn with every comment of a group, numbered from first, in the
+// digest's location.
+func (d *Digest) entries(g Group, first int, fn func(Entry) error) error {
+	if d.spill == nil {
+		return fmt.Errorf("notify: digest %s: rendered after Close", d.DraftID)
 	}
-	n := 0
-	for _, g := range dg.Groups {
-		for i := range g.Comments {
-			n++
-			g.Comments[i].N = n
-		}
-	}
-	return dg
+	n := first
+	return d.spill.each(g.file, func(e Entry) error {
+		e.N = n
+		n++
+		e.ReceivedAt = e.ReceivedAt.In(d.loc)
+		e.CategoryLabel = categoryLabel(e.Category)
+		return fn(e)
+	})
 }
 
 func entry(c comments.Comment, a Audience, loc *time.Location) Entry {
@@ -207,6 +297,7 @@ func entry(c comments.Comment, a Audience, loc *time.Location) Entry {
 		PublishName:   c.PublishName,
 		Body:          c.Body,
 		SHA256:        c.SHA256,
+		Duplicate:     c.Duplicate,
 	}
 	name := strings.TrimSpace(c.Name)
 	switch {
@@ -285,7 +376,7 @@ func defaultLocation() *time.Location {
 // Subject is the e-mail subject: the draft's title and deadline, marked 中期 for an
 // interim digest. A very long title is cut (the body has it whole) so that the
 // encoded header stays within one line.
-func (d Digest) Subject() string {
+func (d *Digest) Subject() string {
 	title := strings.Join(strings.Fields(d.Title), " ")
 	if utf8.RuneCountInString(title) > maxSubjectTitle {
 		title = string([]rune(title)[:maxSubjectTitle-1]) + "…"

@@ -2,13 +2,17 @@ package notify
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/csv"
 	"flag"
+	"fmt"
 	"html"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -51,9 +55,10 @@ func fixtureDraft() drafts.Draft {
 
 // fixtureComments covers: every audience rule for names, contacts of several
 // shapes, markup and formulas in bodies, a comment on an anchor the draft lacks,
-// and an order received that differs from the slice order.
+// and an order received that differs from the slice order. Each has the stream
+// position Redis would have given it (see inStreamOrder).
 func fixtureComments() []comments.Comment {
-	return []comments.Comment{
+	cs := []comments.Comment{
 		{Code: "7-AAAAA-00001", DraftID: "hongya-fazhi-2026", Section: "p2", Category: comments.CategoryIndividual,
 			Name: "张三", Contact: "13800000000", PublishName: false,
 			Body: "建议在“主要任务”中增加行政执法公示的具体时限。", ReceivedAt: at("2026-11-02T01:00:00Z"), SHA256: strings.Repeat("a1", 32)},
@@ -67,20 +72,87 @@ func fixtureComments() []comments.Comment {
 			Body: "-2+3 是第一行\n第二行\r\n第三行", ReceivedAt: at("2026-11-06T09:15:30Z"), SHA256: strings.Repeat("d4", 32)},
 		{Code: "7-AAAAA-00005", DraftID: "hongya-fazhi-2026", Section: "gone-anchor", Category: comments.CategoryOther,
 			Name: "李四", Contact: "+86 28 1234 5678", PublishName: true,
-			Body: "@SUM(A1:A2)", ReceivedAt: at("2026-11-07T00:00:00Z"), SHA256: strings.Repeat("e5", 32)},
+			Body: "@SUM(A1:A2)", ReceivedAt: at("2026-11-07T00:00:00Z"), SHA256: strings.Repeat("e5", 32), Duplicate: true},
 		{Code: "7-AAAAA-00006", DraftID: "hongya-fazhi-2026", Section: "p1", Category: comments.CategoryOrganization,
 			Name: "Li Wei", Contact: "liwei@example.org", PublishName: false,
 			Body: "\tstarts with a tab", ReceivedAt: at("2026-11-04T00:00:00Z"), SHA256: strings.Repeat("f6", 32)},
 	}
+	for i := range cs {
+		cs[i].Entry = fmt.Sprintf("%d-0", cs[i].ReceivedAt.UnixMilli())
+		cs[i].Status = comments.StatusAccepted
+	}
+	return cs
 }
 
-func fixtureDigest(a Audience) Digest {
-	return Build(fixtureDraft(), fixtureComments(), Options{
+// fixtureHead is the newest stream position of fixtureComments.
+var fixtureHead = fmt.Sprintf("%d-0", at("2026-11-07T00:00:00Z").UnixMilli())
+
+// inStreamOrder sorts comments as store's Each gives them: by stream position.
+func inStreamOrder(cs []comments.Comment) []comments.Comment {
+	cs = slices.Clone(cs)
+	slices.SortStableFunc(cs, func(a, b comments.Comment) int { return compareEntries(a.Entry, b.Entry) })
+	return cs
+}
+
+// compareEntries orders stream positions "<ms>-<seq>".
+func compareEntries(a, b string) int {
+	var am, as, bm, bs uint64
+	fmt.Sscanf(a, "%d-%d", &am, &as)
+	fmt.Sscanf(b, "%d-%d", &bm, &bs)
+	if c := cmp.Compare(am, bm); c != 0 {
+		return c
+	}
+	return cmp.Compare(as, bs)
+}
+
+// build builds a digest and closes it when the test ends.
+func build(t *testing.T, d drafts.Draft, cs []comments.Comment, o Options) *Digest {
+	t.Helper()
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
+	dg, err := Build(d, SliceSource(inStreamOrder(cs)), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dg.Close() })
+	return dg
+}
+
+func fixtureDigest(t *testing.T, a Audience) *Digest {
+	t.Helper()
+	return build(t, fixtureDraft(), fixtureComments(), Options{
 		Audience:    a,
 		Location:    shanghai,
 		BaseURL:     "https://consult.example.gov.cn/",
 		GeneratedAt: at("2026-12-01T10:05:00Z"),
+		Until:       fixtureHead,
 	})
+}
+
+// rendered renders every format of a digest in memory.
+type renderedDigest struct{ text, html, csv []byte }
+
+func renderAll(t *testing.T, d *Digest) renderedDigest {
+	t.Helper()
+	var text, html, csv bytes.Buffer
+	if err := d.WriteAll(&text, &html, &csv); err != nil {
+		t.Fatal(err)
+	}
+	// One format alone renders the same bytes.
+	for name, f := range map[string]struct {
+		write func(io.Writer) error
+		want  []byte
+	}{"text": {d.WriteText, text.Bytes()}, "html": {d.WriteHTML, html.Bytes()}, "csv": {d.WriteCSV, csv.Bytes()}} {
+		var b bytes.Buffer
+		if err := f.write(&b); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b.Bytes(), f.want) {
+			t.Errorf("%s rendered alone differs from %s rendered with the others", name, name)
+		}
+	}
+	return renderedDigest{text.Bytes(), html.Bytes(), csv.Bytes()}
 }
 
 // contacts are every contact in the fixture, each of which must stay out of a
@@ -107,22 +179,33 @@ func golden(t *testing.T, name string, got []byte) {
 
 func TestDigestGolden(t *testing.T) {
 	for _, a := range []Audience{Bureau, Public} {
-		d := fixtureDigest(a)
-		text, err := d.Text()
-		if err != nil {
-			t.Fatal(err)
-		}
-		html, err := d.HTML()
-		if err != nil {
-			t.Fatal(err)
-		}
-		golden(t, "digest_"+a.String()+".txt", text)
-		golden(t, "digest_"+a.String()+".html", html)
+		r := renderAll(t, fixtureDigest(t, a))
+		golden(t, "digest_"+a.String()+".txt", r.text)
+		golden(t, "digest_"+a.String()+".html", r.html)
 	}
 }
 
+// groupEntries reads back the entries of every group, numbered as shown.
+func groupEntries(t *testing.T, d *Digest) [][]Entry {
+	t.Helper()
+	var out [][]Entry
+	n := 1
+	for _, g := range d.Groups {
+		var es []Entry
+		if err := d.entries(g, n, func(e Entry) error { es = append(es, e); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if len(es) != g.Count {
+			t.Errorf("group %q counts %d and holds %d", g.Anchor, g.Count, len(es))
+		}
+		n += len(es)
+		out = append(out, es)
+	}
+	return out
+}
+
 func TestBuildCountsAndGrouping(t *testing.T) {
-	d := fixtureDigest(Bureau)
+	d := fixtureDigest(t, Bureau)
 	if d.Total != 6 {
 		t.Errorf("Total = %d, want 6", d.Total)
 	}
@@ -145,9 +228,10 @@ func TestBuildCountsAndGrouping(t *testing.T) {
 		codes  []string
 	}
 	var got []group
-	for _, g := range d.Groups {
+	entries := groupEntries(t, d)
+	for i, g := range d.Groups {
 		gr := group{anchor: g.Anchor}
-		for _, e := range g.Comments {
+		for _, e := range entries[i] {
 			gr.codes = append(gr.codes, e.Code)
 		}
 		got = append(got, gr)
@@ -168,8 +252,8 @@ func TestBuildCountsAndGrouping(t *testing.T) {
 		t.Errorf("group p1: title %q url %q", g.Title, g.URL)
 	}
 	n := 0
-	for _, g := range d.Groups {
-		for _, e := range g.Comments {
+	for _, es := range entries {
+		for _, e := range es {
 			n++
 			if e.N != n {
 				t.Errorf("comment %s numbered %d, want %d", e.Code, e.N, n)
@@ -182,11 +266,8 @@ func TestBuildCountsAndGrouping(t *testing.T) {
 }
 
 func TestBuildNoComments(t *testing.T) {
-	d := Build(fixtureDraft(), nil, Options{GeneratedAt: at("2026-12-01T10:05:00Z")})
-	text, err := d.Text()
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := build(t, fixtureDraft(), nil, Options{GeneratedAt: at("2026-12-01T10:05:00Z")})
+	text := renderAll(t, d).text
 	if !strings.Contains(string(text), "意见总数 Comments: 0") || !strings.Contains(string(text), "尚无意见") {
 		t.Errorf("empty digest text:\n%s", text)
 	}
@@ -222,7 +303,7 @@ func TestNames(t *testing.T) {
 }
 
 func TestSubject(t *testing.T) {
-	d := fixtureDigest(Bureau)
+	d := fixtureDigest(t, Bureau)
 	if got, want := d.Subject(), "【意见汇总】洪雅县法治政府建设实施方案（征求意见稿）（截止 2026-12-01 18:00）"; got != want {
 		t.Errorf("Subject() = %q, want %q", got, want)
 	}
@@ -231,24 +312,20 @@ func TestSubject(t *testing.T) {
 		t.Errorf("interim Subject() = %q", got)
 	}
 	// The deadline is shown in the configured zone.
-	utc := Build(fixtureDraft(), nil, Options{Location: time.UTC})
+	utc := build(t, fixtureDraft(), nil, Options{Location: time.UTC})
 	if got := utc.Subject(); !strings.HasSuffix(got, "（截止 2026-12-01 10:00）") {
 		t.Errorf("UTC Subject() = %q", got)
 	}
 	long := fixtureDraft()
 	long.Title = strings.Repeat("长", 300) + "\n标题"
-	got := Build(long, nil, Options{}).Subject()
+	got := build(t, long, nil, Options{}).Subject()
 	if n := len([]rune(got)); n > maxSubjectTitle+30 || strings.Contains(got, "\n") || !strings.Contains(got, "…") {
 		t.Errorf("long Subject() has %d runes: %q", n, got)
 	}
 }
 
 func TestHTMLEscapesAndLoadsNothing(t *testing.T) {
-	out, err := fixtureDigest(Bureau).HTML()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(out)
+	s := string(renderAll(t, fixtureDigest(t, Bureau)).html)
 	if strings.Contains(s, "<script") || strings.Contains(s, "<b>整体") {
 		t.Error("markup from a comment body reached the HTML unescaped")
 	}
@@ -263,13 +340,10 @@ func TestHTMLEscapesAndLoadsNothing(t *testing.T) {
 }
 
 func TestPublicCopyHasNoContacts(t *testing.T) {
-	d := fixtureDigest(Public)
-	r, err := d.Render()
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := fixtureDigest(t, Public)
+	r := renderAll(t, d)
 	// html/template writes "+" as "&#43;": look at the HTML as a reader sees it.
-	for part, body := range map[string][]byte{"text": r.Text, "html": []byte(html.UnescapeString(string(r.HTML))), "csv": r.CSV, "subject": []byte(r.Subject)} {
+	for part, body := range map[string][]byte{"text": r.text, "html": []byte(html.UnescapeString(string(r.html))), "csv": r.csv, "subject": []byte(d.Subject())} {
 		for _, c := range contacts {
 			if bytes.Contains(body, []byte(c)) {
 				t.Errorf("public %s contains the contact %q", part, c)
@@ -287,19 +361,16 @@ func TestPublicCopyHasNoContacts(t *testing.T) {
 			}
 		}
 	}
-	for _, g := range d.Groups {
-		for _, e := range g.Comments {
+	for _, es := range groupEntries(t, d) {
+		for _, e := range es {
 			if e.Contact != "" || e.RawName != "" {
 				t.Errorf("public entry %s carries contact %q / raw name %q", e.Code, e.Contact, e.RawName)
 			}
 		}
 	}
 	// The bureau's copy has every contact, in each part.
-	b, err := fixtureDigest(Bureau).Render()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for part, body := range map[string][]byte{"text": b.Text, "html": []byte(html.UnescapeString(string(b.HTML))), "csv": b.CSV} {
+	b := renderAll(t, fixtureDigest(t, Bureau))
+	for part, body := range map[string][]byte{"text": b.text, "html": []byte(html.UnescapeString(string(b.html))), "csv": b.csv} {
 		for _, c := range contacts {
 			if !bytes.Contains(body, []byte(c)) {
 				t.Errorf("bureau %s lacks the contact %q", part, c)
@@ -324,11 +395,7 @@ func readCSV(t *testing.T, b []byte) [][]string {
 func TestCSVRoundTrip(t *testing.T) {
 	for _, a := range []Audience{Bureau, Public} {
 		t.Run(a.String(), func(t *testing.T) {
-			d := fixtureDigest(a)
-			b, err := d.CSV()
-			if err != nil {
-				t.Fatal(err)
-			}
+			b := renderAll(t, fixtureDigest(t, a)).csv
 			if !bytes.Contains(b, []byte("\r\n")) {
 				t.Error("CSV rows do not end in CR LF")
 			}
@@ -338,7 +405,7 @@ func TestCSVRoundTrip(t *testing.T) {
 			for i, h := range header {
 				col[h[strings.LastIndexByte(h, ' ')+1:]] = i
 			}
-			wantCols := []string{"receipt_code", "received_at", "section_anchor", "section_label", "category", "name", "publish_name", "body", "sha256"}
+			wantCols := []string{"receipt_code", "received_at", "section_anchor", "section_label", "category", "name", "publish_name", "body", "sha256", "duplicate"}
 			if a == Bureau {
 				wantCols = append(wantCols, "contact")
 			}
@@ -373,7 +440,8 @@ func TestCSVRoundTrip(t *testing.T) {
 					t.Errorf("%s received_at %q, want %v in +08:00", c.Code, got("received_at"), c.ReceivedAt)
 				}
 				if got("section_anchor") != c.Section || got("category") != string(c.Category) ||
-					got("body") != c.Body || got("sha256") != c.SHA256 || got("publish_name") != map[bool]string{true: "true", false: "false"}[c.PublishName] {
+					got("body") != c.Body || got("sha256") != c.SHA256 || got("publish_name") != strconv.FormatBool(c.PublishName) ||
+					got("duplicate") != strconv.FormatBool(c.Duplicate) {
 					t.Errorf("%s round trip: %q", c.Code, row)
 				}
 				wantName := c.Name
@@ -399,7 +467,7 @@ func undefuse(s string) string {
 }
 
 func TestCSVDefusesFormulas(t *testing.T) {
-	rows := readCSV(t, must(fixtureDigest(Bureau).CSV()))
+	rows := readCSV(t, renderAll(t, fixtureDigest(t, Bureau)).csv)
 	bodies := map[string]string{}
 	for _, r := range rows[1:] {
 		bodies[r[0]] = r[8]
@@ -424,7 +492,7 @@ func TestCSVDefusesFormulas(t *testing.T) {
 			t.Errorf("defuseFormula(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
-	if got := fixtureDigest(Bureau).CSVFilename(); got != "hongya-fazhi-2026-comments.csv" {
+	if got := fixtureDigest(t, Bureau).CSVFilename(); got != "hongya-fazhi-2026-comments.csv" {
 		t.Errorf("CSVFilename() = %q", got)
 	}
 }
@@ -434,4 +502,58 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestBuildManyGroups: more groups than the spill keeps files open, their
+// comments interleaved, still come out whole and in order.
+func TestBuildManyGroups(t *testing.T) {
+	d := fixtureDraft()
+	var cs []comments.Comment
+	const anchors, rounds = 3 * maxOpenSpills, 4
+	for r := range rounds {
+		for a := range anchors {
+			i := r*anchors + a
+			cs = append(cs, comments.Comment{Code: fmt.Sprintf("7-MANY-%05d", i), Entry: fmt.Sprintf("%d-0", i+1),
+				Section: fmt.Sprintf("gone-%03d", a), Body: fmt.Sprint(i), Category: comments.CategoryOther, ReceivedAt: at("2026-11-02T00:00:00Z")})
+		}
+	}
+	dg := build(t, d, cs, Options{Location: shanghai})
+	if len(dg.Groups) != anchors || dg.Total != anchors*rounds {
+		t.Fatalf("%d groups, %d comments; want %d, %d", len(dg.Groups), dg.Total, anchors, anchors*rounds)
+	}
+	for a, es := range groupEntries(t, dg) {
+		if dg.Groups[a].Anchor != fmt.Sprintf("gone-%03d", a) {
+			t.Fatalf("group %d is %q: not in the order of first comment", a, dg.Groups[a].Anchor)
+		}
+		for r, e := range es {
+			if want := fmt.Sprintf("7-MANY-%05d", r*anchors+a); e.Code != want {
+				t.Fatalf("group %d entry %d is %s, want %s", a, r, e.Code, want)
+			}
+		}
+	}
+}
+
+func TestRemoveStaleSpills(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	for name, age := range map[string]time.Duration{spillPrefix + "old": 2 * time.Hour, spillPrefix + "new": time.Minute, "other": 2 * time.Hour} {
+		p := filepath.Join(dir, name)
+		if err := os.Mkdir(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, now.Add(-age), now.Add(-age)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := removeStaleSpills(dir, time.Hour, now); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	des, _ := os.ReadDir(dir)
+	for _, de := range des {
+		left = append(left, de.Name())
+	}
+	if want := []string{spillPrefix + "new", "other"}; !slices.Equal(left, want) {
+		t.Errorf("left %v, want %v", left, want)
+	}
 }

@@ -19,15 +19,19 @@ const testFrom = "意见征集系统 <noreply@consult.example.gov.cn>"
 
 func fixtureEmail(t *testing.T, to string) (Rendered, string) {
 	t.Helper()
-	r, err := fixtureDigest(Bureau).Render()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := wholeMail(t, fixtureDigest(t, Bureau))
 	id, err := MessageID("hongya-fazhi-2026", finalJob, to, testFrom)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return r, id
+}
+
+// wholeMail is the e-mail of a digest sent whole.
+func wholeMail(t *testing.T, d *Digest) Rendered {
+	t.Helper()
+	r := renderAll(t, d)
+	return Rendered{Subject: d.Subject(), Text: r.text, HTML: r.html, CSV: r.csv, CSVFilename: d.CSVFilename()}
 }
 
 // checkDelivered parses m as a mail client would and compares it with r.

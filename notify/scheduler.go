@@ -35,8 +35,12 @@ type draftSource interface {
 
 // commentSource is what the Scheduler needs from the comments package.
 type commentSource interface {
-	// All returns every stored comment of a draft in the order received.
-	All(ctx context.Context, draftID string) ([]comments.Comment, error)
+	// Each calls fn with every accepted comment of a draft up to the stream
+	// position until, in the order received, a page at a time.
+	Each(ctx context.Context, draftID, until string, fn func(comments.Comment) error) error
+	// Head returns the position of the newest entry of a draft's record ("0-0"
+	// when there is none).
+	Head(ctx context.Context, draftID string) (string, error)
 	Counts(ctx context.Context, draftID string) (comments.Counts, error)
 	// WindowClosed reports whether the window is closed by the Redis server's clock.
 	WindowClosed(ctx context.Context, draftID string) (bool, error)
@@ -57,17 +61,17 @@ type Config struct {
 	// Logger receives one line per delivery and per failure; nil means
 	// slog.Default().
 	Logger *slog.Logger
-	// Now is the clock for choosing drafts, backoff and the times recorded and
-	// shown; nil means time.Now. Two things do not read it: whether a window is
-	// closed (the Redis server's clock decides, see commentSource.WindowClosed) and
-	// the lease (Redis expires it).
+	// Now is the clock for choosing drafts, backoff, link expiry and the times
+	// recorded and shown; nil means time.Now. Two things do not read it: whether a
+	// window is closed (the Redis server's clock decides, see
+	// commentSource.WindowClosed) and the lease (Redis expires it).
 	Now func() time.Time
 	// Interval is the pause between two ticks; zero means 1s.
 	Interval time.Duration
 	// LeaseTTL is how long a draft stays with a replica that stopped working on it
-	// (crashed, or cut off from Redis); zero means 2 min. It must be at least twice
-	// SendTimeout: the lease is renewed before each delivery and must outlast it
-	// and the recording that follows.
+	// (crashed, or cut off from Redis); zero means 15s. The holder renews it every
+	// third of that while it builds and sends, so it may be much shorter than a
+	// build or a delivery: it only has to outlast a pause of the holder.
 	LeaseTTL time.Duration
 	// SendTimeout bounds one delivery; zero means 30s.
 	SendTimeout time.Duration
@@ -77,13 +81,29 @@ type Config struct {
 	// RetryMax caps the wait between retries; zero means 5 min. Retries never stop:
 	// a digest that cannot be delivered is logged at every attempt.
 	RetryMax time.Duration
+	// MaxBytes is the largest e-mail sent, encoded, headers and all; zero means
+	// 10 MB (10^7 bytes). A digest that would be larger is sent as its summary
+	// with links to the files (see LinkKey).
+	MaxBytes int64
+	// LinkKey signs the download links; required, at least MinLinkKey bytes, the
+	// same on every replica (see LoadLinkKey).
+	LinkKey LinkKey
+	// LinkTTL is how long a download link works, from when its job was first
+	// built; zero means 30 days.
+	LinkTTL time.Duration
+	// SpillDir is where digests wait on local disk while they are built; empty
+	// means os.TempDir(). Not a tmpfs: it would hold them in memory.
+	SpillDir string
 }
 
 // Scheduler sends each draft's digest once its window has closed, and interim
 // digests on request: one e-mail per recipient, the bureau's copy with contacts
-// and the CSV attached. Any number of replicas may run it against one Redis (or
-// a Cluster): a per-draft lease lets one replica work on a draft at a time, and a
-// recipient is recorded in Redis as soon as the server accepts the message, so a
+// and the CSV attached, or, when that would pass MaxBytes, its summary with
+// links to the files (served by OpenFile). Any number of replicas may run it
+// against one Redis (or a Cluster): a per-draft lease, renewed while its holder
+// works, lets one replica work on a draft at a time; a job's range is fixed in
+// Redis by its first build, so every build of it is the same; and a recipient
+// is recorded in Redis as soon as the server accepts the message, so a
 // recipient already recorded is never sent the same digest again.
 //
 // One gap remains, as with any mail sender: a replica that stops between the
@@ -97,6 +117,7 @@ type Scheduler struct {
 	mailer   Mailer
 	cfg      Config
 	log      *slog.Logger
+	builds   chan struct{} // build slots (see acquireBuild)
 
 	sent, failed atomic.Int64
 }
@@ -118,11 +139,21 @@ func NewScheduler(rdb redis.UniversalClient, ds draftSource, cs commentSource, m
 	}
 	setDefault(&cfg.Interval, time.Second)
 	setDefault(&cfg.SendTimeout, 30*time.Second)
-	setDefault(&cfg.LeaseTTL, 2*time.Minute)
+	setDefault(&cfg.LeaseTTL, 15*time.Second)
 	setDefault(&cfg.RetryBase, 10*time.Second)
 	setDefault(&cfg.RetryMax, 5*time.Minute)
-	if cfg.LeaseTTL < 2*cfg.SendTimeout {
-		return nil, fmt.Errorf("notify: scheduler: LeaseTTL %v is less than twice SendTimeout %v", cfg.LeaseTTL, cfg.SendTimeout)
+	setDefault(&cfg.LinkTTL, 30*24*time.Hour)
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = 10_000_000
+	}
+	if cfg.MaxBytes < 2*mimeAllowance {
+		return nil, fmt.Errorf("notify: scheduler: MaxBytes %d is too small for any e-mail", cfg.MaxBytes)
+	}
+	if len(cfg.LinkKey) < MinLinkKey {
+		return nil, fmt.Errorf("notify: scheduler: LinkKey must have at least %d bytes", MinLinkKey)
+	}
+	if cfg.LeaseTTL < 30*time.Millisecond {
+		return nil, fmt.Errorf("notify: scheduler: LeaseTTL %v is too short to renew", cfg.LeaseTTL)
 	}
 	if cfg.RetryMax < cfg.RetryBase {
 		cfg.RetryMax = cfg.RetryBase
@@ -131,8 +162,15 @@ func NewScheduler(rdb redis.UniversalClient, ds draftSource, cs commentSource, m
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Scheduler{rdb: rdb, drafts: ds, comments: cs, mailer: m, cfg: cfg, log: log}, nil
+	return &Scheduler{rdb: rdb, drafts: ds, comments: cs, mailer: m, cfg: cfg, log: log, builds: make(chan struct{}, maxBuilds)}, nil
 }
+
+// maxBuilds is how many digests one process builds at once (see acquireBuild).
+const maxBuilds = 2
+
+// staleSpills is the age past which a spill directory is taken for a crashed
+// build's (see removeStaleSpills): builds take minutes.
+const staleSpills = time.Hour
 
 func setDefault(d *time.Duration, v time.Duration) {
 	if *d <= 0 {
@@ -149,6 +187,10 @@ func (s *Scheduler) Stats() (sent, failed int64) { return s.sent.Load(), s.faile
 // nothing further starts. Errors from Redis, the sources or the mailer are logged
 // and retried on a later tick: they never stop the loop.
 func (s *Scheduler) Run(ctx context.Context) error {
+	// File times are the system clock's, not Now's.
+	if err := removeStaleSpills(s.cfg.SpillDir, staleSpills, time.Now()); err != nil {
+		s.log.Warn("notify: remove a crashed build's files", "dir", s.cfg.SpillDir, "err", err)
+	}
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -291,12 +333,9 @@ type coverage struct {
 	first, last string
 }
 
-// coverageOf is the coverage of comments in the order received.
-func coverageOf(cs []comments.Comment) coverage {
-	if len(cs) == 0 {
-		return coverage{}
-	}
-	return coverage{comments: len(cs), first: cs[0].Entry, last: cs[len(cs)-1].Entry}
+// coverageOf is what a digest covers.
+func coverageOf(dg *Digest) coverage {
+	return coverage{comments: dg.Total, first: dg.firstEntry, last: dg.lastEntry}
 }
 
 // sentEvent is the template of the digest.sent event for one delivery: the
@@ -379,6 +418,203 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `)
 
+// renewScript extends the lease if it is still the caller's.
+//
+//	KEYS[1] lease
+//	ARGV[1] lease token, ARGV[2] lease TTL (ms)
+//	returns 1 when renewed, 0 when the lease was gone or another's
+var renewScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`)
+
+// fixScript fixes what a digest job covers, once: the first build's range
+// stands for every later one, here or on another replica. A range recorded as
+// not settled is marked settled when the caller has seen it so.
+//
+//	KEYS[1] range hash, KEYS[2] lease
+//	ARGV[1] lease token, ARGV[2] until (stream position), ARGV[3] generated
+//	(unix ms), ARGV[4] links expire (unix ms), ARGV[5] settled ("1" or "0")
+//	returns {until, generated_ms, expires_ms, settled} | error "LOST" (lease gone)
+var fixScript = redis.NewScript(`
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return redis.error_reply('LOST') end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'until', ARGV[2], 'generated_ms', ARGV[3], 'expires_ms', ARGV[4], 'settled', ARGV[5])
+elseif ARGV[5] == '1' then
+  redis.call('HSET', KEYS[1], 'settled', '1')
+end
+return redis.call('HMGET', KEYS[1], 'until', 'generated_ms', 'expires_ms', 'settled')
+`)
+
+// jobRange is what a digest job covers, fixed by its first build.
+type jobRange struct {
+	Until       string    // the newest stream entry covered; "0-0" for none
+	GeneratedAt time.Time // shown in the digest
+	Expires     time.Time // when its download links stop working
+	// Settled: every entry up to Until was accepted or rejected when seen, so
+	// the set Each gives can no longer change.
+	Settled bool
+}
+
+// parseRange reads the reply of fixScript or of an HMGET of the same fields;
+// found is false when the hash does not exist.
+func parseRange(v []any) (r jobRange, found bool, err error) {
+	if len(v) != 4 || v[0] == nil {
+		return jobRange{}, false, nil
+	}
+	str := func(x any) string { s, _ := x.(string); return s }
+	gen, err1 := strconv.ParseInt(str(v[1]), 10, 64)
+	exp, err2 := strconv.ParseInt(str(v[2]), 10, 64)
+	if err := errors.Join(err1, err2); err != nil || str(v[0]) == "" {
+		return jobRange{}, false, fmt.Errorf("malformed digest range %q: %w", v, err)
+	}
+	return jobRange{Until: str(v[0]), GeneratedAt: time.UnixMilli(gen).UTC(), Expires: time.UnixMilli(exp).UTC(),
+		Settled: str(v[3]) == "1"}, true, nil
+}
+
+// readRange reads a job's range as fixed, if it is.
+func (s *Scheduler) readRange(ctx context.Context, j job) (jobRange, bool, error) {
+	v, err := s.rdb.HMGet(ctx, rangeKey(j.draftID, j.name), "until", "generated_ms", "expires_ms", "settled").Result()
+	if err != nil {
+		return jobRange{}, false, fmt.Errorf("notify: digest %s %s: read range: %w", j.draftID, j.name, err)
+	}
+	r, found, err := parseRange(v)
+	if err != nil {
+		return jobRange{}, false, fmt.Errorf("notify: digest %s %s: %w", j.draftID, j.name, err)
+	}
+	return r, found, nil
+}
+
+// errLeaseLost ends the work on a draft whose lease another replica now holds.
+var errLeaseLost = errors.New("notify: digest lease lost")
+
+// fixRange returns the job's range, fixing it on the first build: up to the
+// newest entry now, generated now. A final job is called only once the window
+// has closed and every receipt is processed, so its range is settled from the
+// start; an interim job's is settled once the counts, read after the head, show
+// nothing queued (from then on nothing up to the head can change).
+func (s *Scheduler) fixRange(ctx context.Context, j job, token string) (jobRange, error) {
+	r, found, err := s.readRange(ctx, j)
+	if err != nil || (found && r.Settled) {
+		return r, err
+	}
+	until := r.Until
+	if !found {
+		if until, err = s.comments.Head(ctx, j.draftID); err != nil {
+			return jobRange{}, fmt.Errorf("notify: digest %s %s: %w", j.draftID, j.name, err)
+		}
+	}
+	settled := j.final()
+	if !settled {
+		counts, err := s.comments.Counts(ctx, j.draftID)
+		if err != nil {
+			return jobRange{}, fmt.Errorf("notify: digest %s %s: %w", j.draftID, j.name, err)
+		}
+		settled = counts.Settled()
+	}
+	if found && !settled {
+		return r, nil
+	}
+	now := s.cfg.Now()
+	v, err := fixScript.Run(ctx, s.rdb, []string{rangeKey(j.draftID, j.name), leaseKey(j.draftID)},
+		token, until, now.UnixMilli(), now.Add(s.cfg.LinkTTL).UnixMilli(), map[bool]string{true: "1", false: "0"}[settled]).Slice()
+	if isScriptError(err, "LOST") {
+		return jobRange{}, errLeaseLost
+	}
+	if err != nil {
+		return jobRange{}, fmt.Errorf("notify: digest %s %s: fix range: %w", j.draftID, j.name, err)
+	}
+	r, _, err = parseRange(v)
+	if err != nil {
+		return jobRange{}, fmt.Errorf("notify: digest %s %s: %w", j.draftID, j.name, err)
+	}
+	return r, nil
+}
+
+// build builds the bureau's copy of a job's digest over its fixed range.
+func (s *Scheduler) build(ctx context.Context, d drafts.Draft, j job, r jobRange) (*Digest, error) {
+	src := func(fn func(comments.Comment) error) error { return s.comments.Each(ctx, d.ID, r.Until, fn) }
+	return Build(d, src, Options{
+		Audience:    Bureau,
+		Interim:     !j.final(),
+		Location:    s.cfg.Location,
+		BaseURL:     s.cfg.BaseURL,
+		GeneratedAt: r.GeneratedAt,
+		Until:       r.Until,
+		Dir:         s.cfg.SpillDir,
+	})
+}
+
+// compose builds a job's digest and makes its e-mail: whole, or the summary
+// with links when the whole would pass MaxBytes. It also says what the digest
+// covers, for the record of each delivery.
+func (s *Scheduler) compose(ctx context.Context, d drafts.Draft, j job, r jobRange) (Rendered, coverage, error) {
+	if err := s.acquireBuild(ctx); err != nil {
+		return Rendered{}, coverage{}, err
+	}
+	defer s.releaseBuild()
+	dg, err := s.build(ctx, d, j, r)
+	if err != nil {
+		return Rendered{}, coverage{}, err
+	}
+	defer dg.Close()
+	links := func(file string) string { return linkURL(s.cfg.BaseURL, s.cfg.LinkKey, d.ID, j.name, file, r.Expires) }
+	mail, whole, err := mailBody(dg, s.cfg.MaxBytes, links, r.Expires)
+	if err != nil {
+		return Rendered{}, coverage{}, err
+	}
+	if !whole {
+		s.log.Info("notify: digest too large to e-mail whole; sending its summary with download links",
+			"draft", d.ID, "job", j.name, "comments", dg.Total, "max_bytes", s.cfg.MaxBytes)
+	}
+	return mail, coverageOf(dg), nil
+}
+
+// keepLease renews the lease every third of LeaseTTL until stop is called, so
+// that a holder at work keeps its draft however long a build or a delivery
+// takes, and a holder gone (crashed, cut off) loses it within LeaseTTL. When the
+// lease turns out to be another's, it calls lost. stop returns once the renewer
+// has ended.
+func (s *Scheduler) keepLease(ctx context.Context, j job, token string, lost func()) (stop func()) {
+	// Not ctx itself: at shutdown the delivery under way is finished (see Run),
+	// and the lease must hold until it is recorded.
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	every := s.cfg.LeaseTTL / 3
+	go func() {
+		defer close(done)
+		t := time.NewTimer(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-t.C:
+			}
+			cctx, ccancel := context.WithTimeout(rctx, every)
+			n, err := renewScript.Run(cctx, s.rdb, []string{leaseKey(j.draftID)}, token, s.cfg.LeaseTTL.Milliseconds()).Int()
+			ccancel()
+			switch {
+			case rctx.Err() != nil:
+				return
+			case err != nil:
+				// Tried again at the next turn; if Redis stays away the lease
+				// expires and the next renewal finds it lost.
+				s.log.Warn("notify: renew digest lease", "draft", j.draftID, "job", j.name, "err", err)
+			case n == 0:
+				s.log.Warn("notify: digest lease lost; leaving the draft to the replica that holds it", "draft", j.draftID, "job", j.name)
+				lost()
+				return
+			}
+			t.Reset(every)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
 // bookkeeping bounds the Redis writes that follow a delivery; they run even
 // after ctx ended, because a delivery left unrecorded would be repeated.
 const bookkeeping = 10 * time.Second
@@ -396,14 +632,32 @@ func (s *Scheduler) work(ctx context.Context, j job) error {
 	if !ok {
 		return nil // another replica is working on this draft
 	}
+	// Losing the lease stops the build and any delivery not yet begun; the
+	// delivery under way, if any, finishes (see deliver).
+	ctx, lost := context.WithCancel(ctx)
+	stopRenewing := s.keepLease(ctx, j, token, lost)
 	defer func() {
+		stopRenewing()
+		lost()
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeeping)
 		defer cancel()
 		if err := releaseScript.Run(rctx, s.rdb, []string{lease}, token).Err(); err != nil {
 			s.log.Warn("notify: release digest lease; it will expire", "draft", j.draftID, "err", err)
 		}
 	}()
+	err = s.workLeased(ctx, j, token)
+	if errors.Is(err, errLeaseLost) {
+		s.log.Warn("notify: digest lease lost; leaving the draft to the replica that holds it", "draft", j.draftID, "job", j.name)
+		return nil
+	}
+	if err != nil && ctx.Err() != nil {
+		return nil // lost the lease (logged by the renewer), or shutting down
+	}
+	return err
+}
 
+// workLeased is work under the lease.
+func (s *Scheduler) workLeased(ctx context.Context, j job, token string) error {
 	d, err := s.drafts.Get(ctx, j.draftID)
 	if errors.Is(err, drafts.ErrNotFound) && !j.final() {
 		s.log.Warn("notify: interim digest of an unknown draft dropped", "draft", j.draftID, "job", j.name)
@@ -445,19 +699,17 @@ func (s *Scheduler) work(ctx context.Context, j job) error {
 			return nil
 		}
 	}
-	cs, err := s.comments.All(ctx, d.ID)
-	if err != nil {
-		return fmt.Errorf("notify: digest %s %s: %w", d.ID, j.name, err)
-	}
-	r, err := Build(d, cs, Options{
-		Audience:    Bureau,
-		Interim:     !j.final(),
-		Location:    s.cfg.Location,
-		BaseURL:     s.cfg.BaseURL,
-		GeneratedAt: s.cfg.Now(),
-	}).Render()
+	r, err := s.fixRange(ctx, j, token)
 	if err != nil {
 		return err
+	}
+	if !r.Settled {
+		s.log.Debug("notify: interim digest waits for the comments it covers to be processed", "draft", d.ID, "job", j.name)
+		return nil
+	}
+	mail, cover, err := s.compose(ctx, d, j, r)
+	if err != nil {
+		return fmt.Errorf("notify: digest %s %s: %w", d.ID, j.name, err)
 	}
 
 	complete := !waiting
@@ -466,7 +718,7 @@ func (s *Scheduler) work(ctx context.Context, j job) error {
 			return nil
 		}
 		state, err := claimScript.Run(ctx, s.rdb,
-			[]string{lease, sentKey(d.ID, j.name), retryKey(d.ID, j.name)},
+			[]string{leaseKey(d.ID), sentKey(d.ID, j.name), retryKey(d.ID, j.name)},
 			token, s.cfg.LeaseTTL.Milliseconds(), rcpt, s.cfg.Now().UnixMilli()).Text()
 		if err != nil {
 			return fmt.Errorf("notify: digest %s %s: claim %s: %w", d.ID, j.name, rcpt, err)
@@ -481,7 +733,7 @@ func (s *Scheduler) work(ctx context.Context, j job) error {
 			s.log.Warn("notify: digest lease lost; leaving the draft to the replica that holds it", "draft", d.ID, "job", j.name)
 			return nil
 		}
-		sent, err := s.deliver(ctx, j, r, rcpt, coverageOf(cs))
+		sent, err := s.deliver(ctx, j, mail, rcpt, cover)
 		if err != nil {
 			return err
 		}
@@ -598,4 +850,13 @@ func uniqueRecipients(rs []string) []string {
 		out = append(out, r)
 	}
 	return out
+}
+
+// isScriptError reports whether err is the error reply code of one of this
+// package's scripts.
+func isScriptError(err error, code string) bool {
+	var re redis.Error
+	// Redis 7 prefixes a script's error_reply with "ERR " unless it starts with a
+	// known error code; accept both.
+	return errors.As(err, &re) && strings.TrimPrefix(re.Error(), "ERR ") == code
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jordan-wright/email"
 	"github.com/redis/go-redis/v9"
 
 	"consult/comments"
@@ -73,10 +74,36 @@ func (f *fakeComments) set(draftID string, cs []comments.Comment, counts comment
 	f.closed[draftID] = closed
 }
 
-func (f *fakeComments) All(_ context.Context, id string) ([]comments.Comment, error) {
+// Each and Head follow store.Comments: stream order, accepted comments only, up
+// to until.
+func (f *fakeComments) Each(_ context.Context, id, until string, fn func(comments.Comment) error) error {
+	f.mu.Lock()
+	cs := inStreamOrder(f.cs[id])
+	f.mu.Unlock()
+	for _, c := range cs {
+		if compareEntries(c.Entry, until) > 0 {
+			return nil
+		}
+		if c.Status != comments.StatusAccepted {
+			continue
+		}
+		if err := fn(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *fakeComments) Head(_ context.Context, id string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return slices.Clone(f.cs[id]), nil
+	head := "0-0"
+	for _, c := range f.cs[id] {
+		if compareEntries(c.Entry, head) > 0 {
+			head = c.Entry
+		}
+	}
+	return head, nil
 }
 
 func (f *fakeComments) Counts(_ context.Context, id string) (comments.Counts, error) {
@@ -139,7 +166,10 @@ type env struct {
 	comments *fakeComments
 	clock    *clock
 	logs     *syncBuffer
+	spillDir string
 }
+
+var testLinkKey = LinkKey("0123456789abcdef0123456789abcdef")
 
 func newEnv(t *testing.T, o smtptest.Options) *env {
 	t.Helper()
@@ -153,13 +183,14 @@ func newEnv(t *testing.T, o smtptest.Options) *env {
 		comments: &fakeComments{cs: map[string][]comments.Comment{}, counts: map[string]comments.Counts{}, closed: map[string]bool{}},
 		clock:    &clock{t: at("2026-12-01T09:00:00Z")}, // 17:00 in Shanghai, an hour before the fixture closes
 		logs:     &syncBuffer{},
+		spillDir: t.TempDir(),
 	}
 	return e
 }
 
 // scheduler makes a Scheduler as cmd/consultd would, with its own Redis client
 // when separate is set (a second replica).
-func (e *env) scheduler(t *testing.T, separate bool) *Scheduler {
+func (e *env) scheduler(t *testing.T, separate bool, mods ...func(*Config)) *Scheduler {
 	t.Helper()
 	rdb := e.rdb
 	if separate {
@@ -170,7 +201,7 @@ func (e *env) scheduler(t *testing.T, separate bool) *Scheduler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewScheduler(rdb, e.drafts, e.comments, m, Config{
+	cfg := Config{
 		From:      testFrom,
 		BaseURL:   "https://consult.example.gov.cn",
 		Location:  shanghai,
@@ -179,7 +210,13 @@ func (e *env) scheduler(t *testing.T, separate bool) *Scheduler {
 		Interval:  5 * time.Millisecond,
 		RetryBase: time.Minute,
 		RetryMax:  5 * time.Minute,
-	})
+		LinkKey:   testLinkKey,
+		SpillDir:  e.spillDir,
+	}
+	for _, mod := range mods {
+		mod(&cfg)
+	}
+	s, err := NewScheduler(rdb, e.drafts, e.comments, m, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,10 +343,8 @@ func TestSchedulerSendsOnceAfterClose(t *testing.T) {
 	msgs = e.smtp.Messages()
 	// FZB@ is the same mailbox as fzb@: one message.
 	sameCounts(t, byRecipient(msgs), map[string]int{"fzb@hongya.example.gov.cn": 1, "director@hongya.example.gov.cn": 1})
-	r, err := Build(d, e.comments.cs[d.ID], Options{Location: shanghai, BaseURL: "https://consult.example.gov.cn", GeneratedAt: e.clock.Now()}).Render()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := wholeMail(t, build(t, d, e.comments.cs[d.ID], Options{Location: shanghai, BaseURL: "https://consult.example.gov.cn",
+		GeneratedAt: e.clock.Now(), Until: fixtureHead}))
 	for _, m := range msgs {
 		want, _ := MessageID(d.ID, finalJob, m.To[0], testFrom)
 		checkDelivered(t, m, r, m.To[0], want)
@@ -350,9 +385,10 @@ func TestSchedulerSendsOnceAfterClose(t *testing.T) {
 	}
 }
 
-// checkKeys checks that every key but the two global ones carries a draft's
-// hash tag, so that a draft's keys share a Cluster slot: the digest's keys, and
-// the draft's record, which a delivery appends to.
+// checkKeys checks that every key the digest writes but the global ones carries
+// a draft's hash tag, so that a draft's keys share a Cluster slot: its own
+// keys, and the draft's record, which a delivery appends to. Other packages'
+// keys (the store's, in tests on the real one) are theirs to check.
 func checkKeys(t *testing.T, rdb redis.UniversalClient) {
 	t.Helper()
 	keys, err := rdb.Keys(context.Background(), "*").Result()
@@ -360,7 +396,7 @@ func checkKeys(t *testing.T, rdb redis.UniversalClient) {
 		t.Fatal(err)
 	}
 	for _, k := range keys {
-		if k == doneKey || k == interimKey {
+		if k == doneKey || k == interimKey || k == linkKeyKey || !strings.Contains(k, "digest") && !strings.HasSuffix(k, ":events") {
 			continue
 		}
 		if !strings.HasPrefix(k, "consult:{") || !strings.Contains(k, "}:digest:") && !strings.HasSuffix(k, "}:events") {
@@ -631,16 +667,27 @@ func TestNewSchedulerChecksConfig(t *testing.T) {
 	e := newEnv(t, smtptest.Options{})
 	m, _ := NewOutbox(t.TempDir(), nil)
 	for _, c := range []Config{
-		{From: ""},
-		{From: "no-domain"},
-		{From: testFrom, SendTimeout: time.Minute, LeaseTTL: time.Minute},
+		{From: "", LinkKey: testLinkKey},
+		{From: "no-domain", LinkKey: testLinkKey},
+		{From: testFrom},
+		{From: testFrom, LinkKey: testLinkKey[:MinLinkKey-1]},
+		{From: testFrom, LinkKey: testLinkKey, MaxBytes: 1000},
+		{From: testFrom, LinkKey: testLinkKey, LeaseTTL: time.Millisecond},
 	} {
 		if _, err := NewScheduler(e.rdb, e.drafts, e.comments, m, c); err == nil {
 			t.Errorf("NewScheduler accepted %+v", c)
 		}
 	}
-	if _, err := NewScheduler(e.rdb, e.drafts, e.comments, nil, Config{From: testFrom}); err == nil {
+	if _, err := NewScheduler(e.rdb, e.drafts, e.comments, nil, Config{From: testFrom, LinkKey: testLinkKey}); err == nil {
 		t.Error("NewScheduler accepted a nil mailer")
+	}
+	s, err := NewScheduler(e.rdb, e.drafts, e.comments, m, Config{From: testFrom, LinkKey: testLinkKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A crashed holder's draft must come back within seconds, not minutes.
+	if s.cfg.LeaseTTL > 20*time.Second || s.cfg.MaxBytes != 10_000_000 || s.cfg.LinkTTL != 30*24*time.Hour {
+		t.Errorf("defaults: lease %v, max bytes %d, link TTL %v", s.cfg.LeaseTTL, s.cfg.MaxBytes, s.cfg.LinkTTL)
 	}
 }
 
@@ -658,5 +705,107 @@ func TestSchedulerFinishesRecordedJob(t *testing.T) {
 	}
 	if n := len(e.smtp.Messages()); n != 0 {
 		t.Errorf("%d messages sent to recipients already recorded", n)
+	}
+}
+
+// TestSchedulerLeaseTakenOver: a holder that crashed left its lease behind. A
+// replica takes the draft over as soon as the short lease expires, not minutes
+// later.
+func TestSchedulerLeaseTakenOver(t *testing.T) {
+	e := newEnv(t, smtptest.Options{})
+	d := e.addDraft("d-crashed", "a@example.gov.cn", "b@example.gov.cn")
+	e.close(d)
+	const ttl = 500 * time.Millisecond
+	ctx := context.Background()
+	// What a crashed holder leaves: its lease, as it took it, and no renewer.
+	if err := e.rdb.Set(ctx, leaseKey(d.ID), "token-of-a-crashed-replica", ttl).Err(); err != nil {
+		t.Fatal(err)
+	}
+	leaks := checkGoroutines(t)
+	s := e.scheduler(t, true, func(c *Config) { c.LeaseTTL = ttl })
+	start := time.Now()
+	stop := run(t, s)
+	e.smtp.WaitFor(t, 2, 10*time.Second)
+	took := time.Since(start)
+	stop()
+	leaks()
+	sameCounts(t, byRecipient(e.smtp.Messages()), map[string]int{"a@example.gov.cn": 1, "b@example.gov.cn": 1})
+	// Not before the crashed holder's lease ran out, and well before the two
+	// minutes a crash used to cost.
+	if took < ttl-50*time.Millisecond || took > 10*time.Second {
+		t.Errorf("taken over after %v with a lease of %v", took, ttl)
+	}
+}
+
+// TestSchedulerRenewsLease: each delivery takes longer than the whole lease.
+// The holder renews it in the background, so the other replica, ticking all
+// along, never takes the draft over mid-delivery and sends nothing twice.
+func TestSchedulerRenewsLease(t *testing.T) {
+	e := newEnv(t, smtptest.Options{DataDelay: 700 * time.Millisecond})
+	d := e.addDraft("d-renew", "a@example.gov.cn", "b@example.gov.cn", "c@example.gov.cn")
+	e.close(d)
+	const ttl = 300 * time.Millisecond
+	leaks := checkGoroutines(t)
+	var stops []func()
+	for range 2 {
+		stops = append(stops, run(t, e.scheduler(t, true, func(c *Config) { c.LeaseTTL = ttl })))
+	}
+	e.smtp.WaitFor(t, 3, 20*time.Second)
+	for _, stop := range stops {
+		stop()
+	}
+	leaks()
+	sameCounts(t, byRecipient(e.smtp.Messages()), map[string]int{"a@example.gov.cn": 1, "b@example.gov.cn": 1, "c@example.gov.cn": 1})
+	if strings.Contains(e.logs.String(), "lease lost") {
+		t.Errorf("a holder lost its lease while working:\n%s", e.logs.String())
+	}
+}
+
+// startSignal is the real SMTP mailer, telling the test when a delivery starts.
+type startSignal struct {
+	Mailer
+	started chan struct{}
+}
+
+func (m startSignal) Send(ctx context.Context, e *email.Email) error {
+	select {
+	case m.started <- struct{}{}:
+	default:
+	}
+	return m.Mailer.Send(ctx, e)
+}
+
+// TestSchedulerStopsWhenLeaseLost: the lease passes to another replica while
+// the holder delivers (it was cut off from Redis longer than the lease, say).
+// The renewer notices; the holder finishes the delivery under way, starts no
+// other, and leaves the other's lease alone.
+func TestSchedulerStopsWhenLeaseLost(t *testing.T) {
+	e := newEnv(t, smtptest.Options{DataDelay: 400 * time.Millisecond})
+	d := e.addDraft("d-lost", "a@example.gov.cn", "b@example.gov.cn", "c@example.gov.cn")
+	e.close(d)
+	leaks := checkGoroutines(t)
+	s := e.scheduler(t, false, func(c *Config) { c.LeaseTTL = 150 * time.Millisecond })
+	started := make(chan struct{}, 1)
+	s.mailer = startSignal{Mailer: s.mailer, started: started}
+	done := make(chan error, 1)
+	go func() { done <- s.work(context.Background(), job{draftID: d.ID, name: finalJob}) }()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no delivery started")
+	}
+	e.rdb.Set(context.Background(), leaseKey(d.ID), "another-replica", time.Minute)
+	if err := <-done; err != nil {
+		t.Fatalf("work: %v", err)
+	}
+	leaks()
+	if n := len(e.smtp.Messages()); n != 1 {
+		t.Errorf("%d messages, want only the one under way when the lease was lost", n)
+	}
+	if v, _ := e.rdb.Get(context.Background(), leaseKey(d.ID)).Result(); v != "another-replica" {
+		t.Errorf("the lease now reads %q: the holder released another's lease", v)
+	}
+	if !strings.Contains(e.logs.String(), "lease lost") {
+		t.Error("the lost lease was not logged")
 	}
 }

@@ -73,6 +73,16 @@ type Config struct {
 	// DigestRetry is the first wait before a failed digest e-mail is retried,
 	// doubled each time up to 5 minutes (CONSULT_DIGEST_RETRY); default 10s.
 	DigestRetry time.Duration
+	// DigestMaxBytes is the largest digest e-mail, encoded (CONSULT_DIGEST_MAX_BYTES);
+	// default 10000000. A larger digest is sent as its summary with download links.
+	DigestMaxBytes int64
+	// DigestLinkTTL is how long a digest's download links work
+	// (CONSULT_DIGEST_LINK_TTL); default 720h (30 days).
+	DigestLinkTTL time.Duration
+	// LinkKey (CONSULT_LINK_KEY, at least 32 bytes) signs the download links; the
+	// same on every replica. Empty: one is generated once and kept in Redis (see
+	// notify.LoadLinkKey). A secret: never logged.
+	LinkKey string
 	// PprofAddr (CONSULT_PPROF_ADDR), when set, serves net/http/pprof there; for
 	// profiling (make bench -profile). Keep it on loopback: it is not authenticated.
 	PprofAddr string
@@ -115,6 +125,7 @@ func LoadConfig(args []string) (Config, error) {
 		TimeZone: env("CONSULT_TZ", "Asia/Shanghai"), AdminToken: os.Getenv("CONSULT_ADMIN_TOKEN"),
 		Demo: env("CONSULT_DEMO", "true") != "false", AppendFsync: env("CONSULT_APPENDFSYNC", "always"),
 		LogLevel: env("CONSULT_LOG_LEVEL", "info"), PprofAddr: os.Getenv("CONSULT_PPROF_ADDR"),
+		LinkKey: os.Getenv("CONSULT_LINK_KEY"),
 	}
 	var err error
 	if c.Workers, err = strconv.Atoi(env("CONSULT_WORKERS", "2")); err != nil {
@@ -177,6 +188,12 @@ func LoadConfig(args []string) (Config, error) {
 		}
 		c.RedisMaxMemory = mem / 2
 	}
+	if c.DigestMaxBytes, err = strconv.ParseInt(env("CONSULT_DIGEST_MAX_BYTES", "10000000"), 10, 64); err != nil {
+		return c, fmt.Errorf("config: CONSULT_DIGEST_MAX_BYTES: %w", err)
+	}
+	if c.DigestLinkTTL, err = time.ParseDuration(env("CONSULT_DIGEST_LINK_TTL", "720h")); err != nil {
+		return c, fmt.Errorf("config: CONSULT_DIGEST_LINK_TTL: %w", err)
+	}
 	fs := flag.NewFlagSet("consultd", flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "HTTP listen address (CONSULT_ADDR)")
 	fs.StringVar(&c.RedisURL, "redis", c.RedisURL, "Redis URL or cluster host:port list; empty = embedded (REDIS_URL)")
@@ -232,6 +249,16 @@ func (c Config) Validate() error {
 	}
 	if c.RequestTimeout < 0 || c.SubmitsPerHour < 0 || c.LookupsPerHour < 0 {
 		errs = append(errs, errors.New("CONSULT_REQUEST_TIMEOUT, CONSULT_SUBMITS_PER_HOUR and CONSULT_LOOKUPS_PER_HOUR must not be negative"))
+	}
+	if c.DigestMaxBytes < 100_000 {
+		errs = append(errs, errors.New("CONSULT_DIGEST_MAX_BYTES: at least 100000"))
+	}
+	if c.DigestLinkTTL < time.Hour {
+		errs = append(errs, errors.New("CONSULT_DIGEST_LINK_TTL: at least 1h"))
+	}
+	if c.LinkKey != "" && len(c.LinkKey) < 32 {
+		// Never echo the key.
+		errs = append(errs, errors.New("CONSULT_LINK_KEY: at least 32 bytes (or unset, to keep a generated one in Redis)"))
 	}
 	if _, err := url.Parse(c.BaseURL); err != nil {
 		errs = append(errs, fmt.Errorf("BASE_URL: %w", err))

@@ -140,8 +140,15 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 		log.Info("digests sent by SMTP", "server", m.String())
 		mailer = m
 	}
+	linkKey, err := notify.LoadLinkKey(ctx, rdb, cfg.LinkKey)
+	if err != nil {
+		return err
+	}
 	sched, err := notify.NewScheduler(rdb, ds, cs, mailer, notify.Config{
 		From: cfg.MailFrom, BaseURL: cfg.BaseURL, Location: loc, Logger: log, RetryBase: cfg.DigestRetry,
+		MaxBytes: cfg.DigestMaxBytes, LinkKey: linkKey, LinkTTL: cfg.DigestLinkTTL,
+		// On the data disk: /tmp may be a tmpfs, which would hold a digest in memory.
+		SpillDir: filepath.Join(cfg.DataDir, "tmp"),
 	})
 	if err != nil {
 		return err
@@ -164,7 +171,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 		return fmt.Errorf("read the service secret from Redis: %w", err)
 	}
 	hc := handlers.Config{
-		Drafts: ds, Comments: cs, Digests: sched, Records: store.NewRecords(rdb), Ready: ready, Accounts: as, AdminToken: token,
+		Drafts: ds, Comments: cs, Digests: sched, DigestFiles: sched, Records: store.NewRecords(rdb), Ready: ready, Accounts: as, AdminToken: token,
 		Location: loc, BaseURL: cfg.BaseURL, Logger: log,
 		Secure:         strings.HasPrefix(cfg.BaseURL, "https://"),
 		Metrics:        func(ctx context.Context) []handlers.Metric { return metrics(cs, workers, sched) },
