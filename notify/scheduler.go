@@ -42,6 +42,9 @@ type commentSource interface {
 	// when there is none).
 	Head(ctx context.Context, draftID string) (string, error)
 	Counts(ctx context.Context, draftID string) (comments.Counts, error)
+	// Settled reports whether every comment up to the stream position until
+	// has been processed by the workers.
+	Settled(ctx context.Context, draftID, until string) (bool, error)
 	// WindowClosed reports whether the window is closed by the Redis server's clock.
 	WindowClosed(ctx context.Context, draftID string) (bool, error)
 }
@@ -506,11 +509,11 @@ func (s *Scheduler) fixRange(ctx context.Context, j job, token string) (jobRange
 	}
 	settled := j.final()
 	if !settled {
-		counts, err := s.comments.Counts(ctx, j.draftID)
-		if err != nil {
+		// Only the comments the interim digest covers need to be settled: under a
+		// steady stream the whole draft never is.
+		if settled, err = s.comments.Settled(ctx, j.draftID, until); err != nil {
 			return jobRange{}, fmt.Errorf("notify: digest %s %s: %w", j.draftID, j.name, err)
 		}
-		settled = counts.Settled()
 	}
 	if found && !settled {
 		return r, nil

@@ -112,6 +112,14 @@ func (f *fakeComments) Counts(_ context.Context, id string) (comments.Counts, er
 	return f.counts[id], nil
 }
 
+// Settled stands for the store's range check with the draft's counts: these
+// tests set whole drafts settled or not.
+func (f *fakeComments) Settled(_ context.Context, id, _ string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.counts[id].Settled(), nil
+}
+
 func (f *fakeComments) WindowClosed(_ context.Context, id string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

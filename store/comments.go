@@ -252,6 +252,24 @@ func (s *Comments) Lookup(ctx context.Context, code string) (comments.ReceiptSta
 		ReceivedAt: c.ReceivedAt, SHA256: c.SHA256}, nil
 }
 
+// Settled reports whether every comment of a draft up to the stream position
+// until has been processed by the workers (stored or dead-lettered), whatever
+// arrived after it: an interim digest covering up to until may then be built,
+// while comments keep coming.
+func (s *Comments) Settled(ctx context.Context, draftID, until string) (bool, error) {
+	if until == "" || until == "0-0" {
+		return true, nil
+	}
+	if !validStreamID(until) {
+		return false, comments.ErrBadCursor
+	}
+	g, err := s.group(ctx, draftID, "-", until)
+	if err != nil {
+		return false, wrap("comments: settled "+draftID, err)
+	}
+	return compareIDs(g.lastDelivered, until) >= 0 && len(g.pending) == 0, nil
+}
+
 // entry reads one comment of the record, without its personal data.
 func (s *Comments) entry(ctx context.Context, draftID, id string) (comments.Comment, error) {
 	msgs, err := s.rdb.XRangeN(ctx, intakeStream(draftID), id, id, 1).Result()

@@ -340,3 +340,43 @@ func TestFullQueueSheds(t *testing.T) {
 		t.Fatalf("first call: %v", err)
 	}
 }
+
+// Settled is about a range: what came before a position can be settled while
+// later comments still wait for a worker.
+func TestSettledUpTo(t *testing.T) {
+	now := time.Now()
+	s, _, rdb, d := setup(t, now.Add(-time.Hour), now.Add(time.Hour))
+	ctx := context.Background()
+	var last string
+	for _, b := range []string{"一", "二"} {
+		if _, err := s.Submit(ctx, comments.Submission{DraftID: d.ID, Body: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	head, err := s.Head(ctx, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.Settled(ctx, d.ID, head); err != nil || ok {
+		t.Fatalf("before any worker: %v, %v", ok, err)
+	}
+	w := NewWorker(rdb, WorkerConfig{Consumer: "w", Batch: 100})
+	if _, err := w.round(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Submit(ctx, comments.Submission{DraftID: d.ID, Body: "三"}); err != nil {
+		t.Fatal(err)
+	}
+	if last, err = s.Head(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.Settled(ctx, d.ID, head); err != nil || !ok {
+		t.Fatalf("up to the first two after a round: %v, %v", ok, err)
+	}
+	if ok, err := s.Settled(ctx, d.ID, last); err != nil || ok {
+		t.Fatalf("up to the third, not yet read: %v, %v", ok, err)
+	}
+	if ok, err := s.Settled(ctx, d.ID, "0-0"); err != nil || !ok {
+		t.Fatalf("an empty range: %v, %v", ok, err)
+	}
+}
