@@ -6,6 +6,7 @@ package comments
 
 import (
 	"errors"
+	"sort"
 	"strings"
 	"time"
 )
@@ -44,14 +45,24 @@ var (
 	ErrDraftFull = errors.New("comments: draft has reached its storage limit")
 )
 
+// FieldError is what is wrong with one field: a message key of the web layer's
+// catalogue and its arguments. The API (in English) and the pages (in the
+// person's language) translate the same key, so a rule and its message are
+// written once, here, and nobody parses English.
+type FieldError struct {
+	Key  string
+	Args []any
+}
+
 // ValidationError lists what is wrong with a submission, field by field.
-type ValidationError struct{ Fields map[string]string }
+type ValidationError struct{ Fields map[string]FieldError }
 
 func (e *ValidationError) Error() string {
 	parts := make([]string, 0, len(e.Fields))
-	for f, m := range e.Fields {
-		parts = append(parts, f+": "+m)
+	for f, p := range e.Fields {
+		parts = append(parts, f+": "+p.Key)
 	}
+	sort.Strings(parts)
 	return "comments: invalid: " + strings.Join(parts, "; ")
 }
 

@@ -331,10 +331,7 @@ func (s *server) accountAgain(c echo.Context, err error, password bool) error {
 	if derr != nil {
 		return derr
 	}
-	d.Errors = map[string]string{}
-	for f, p := range ve.Fields {
-		d.Errors[f] = v.Problem(p)
-	}
+	d.Errors = fieldMessages(v.tr, ve.Fields)
 	d.PasswordFailed = password
 	d.Label, d.Scope = c.FormValue("label"), accounts.Scope(c.FormValue("scope"))
 	v.Title, v.Page = v.T("account.title"), d

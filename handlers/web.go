@@ -395,7 +395,8 @@ func (s *server) formAgain(c echo.Context, d drafts.Draft, sub comments.Submissi
 	switch {
 	case errors.As(err, &ve):
 		status = http.StatusUnprocessableEntity
-		f.Errors, f.ErrorList = fieldMessages(v.tr, sub, ve.Fields)
+		f.Errors = fieldMessages(v.tr, ve.Fields)
+		f.ErrorList = errorList(v.tr, f.Errors)
 		if _, bad := ve.Fields["idempotency_key"]; bad {
 			f.IdempotencyKey = newIdempotencyKey()
 		}
@@ -502,50 +503,9 @@ var fieldOrder = []struct{ field, id, label string }{
 	{"idempotency_key", "body", "form.title"},
 }
 
-// fieldMessages localizes a validation error. The domain says which field is wrong;
-// why is worked out again here from the same limits, so that the message can give
-// the numbers in the person's language without parsing English.
-func fieldMessages(t tr, sub comments.Submission, fields map[string]string) (map[string]string, []fieldMsg) {
-	n := sub
-	comments.Normalize(&n)
-	length := func(v string, limit int) string {
-		switch c := runeCount(v); {
-		case !utf8.ValidString(v):
-			return t.T("err.utf8")
-		case c > limit:
-			return t.T("err.too_long", limit, c)
-		}
-		return t.T("err.field")
-	}
-	msgs := map[string]string{}
-	for f := range fields {
-		switch f {
-		case "body":
-			c := runeCount(n.Body)
-			switch {
-			case !utf8.ValidString(n.Body):
-				msgs[f] = t.T("err.utf8")
-			case c > comments.MaxBody:
-				msgs[f] = t.T("err.body.too_long", comments.MaxBody, c, c-comments.MaxBody)
-			case strings.TrimSpace(n.Body) == "":
-				msgs[f] = t.T("err.body.required")
-			default:
-				msgs[f] = t.T("err.field")
-			}
-		case "name":
-			msgs[f] = length(n.Name, comments.MaxName)
-		case "contact":
-			msgs[f] = length(n.Contact, comments.MaxContact)
-		case "section":
-			msgs[f] = t.T("err.section")
-		case "category":
-			msgs[f] = t.T("err.category")
-		case "idempotency_key":
-			msgs[f] = t.T("err.idempotency")
-		default:
-			msgs[f] = t.T("err.field")
-		}
-	}
+// errorList is the error summary: the fields' messages in the order of the
+// form, then any other field's, by name.
+func errorList(t tr, msgs map[string]string) []fieldMsg {
 	var list []fieldMsg
 	known := map[string]bool{}
 	for _, o := range fieldOrder {
@@ -564,7 +524,7 @@ func fieldMessages(t tr, sub comments.Submission, fields map[string]string) (map
 	for _, f := range rest {
 		list = append(list, fieldMsg{ID: "comment-form", Label: t.T("form.title"), Msg: msgs[f]})
 	}
-	return msgs, list
+	return list
 }
 
 func runeCount(s string) int { return utf8.RuneCountInString(s) }

@@ -74,7 +74,7 @@ func TestSubmitWindowAndIdempotency(t *testing.T) {
 	}
 	var ve *comments.ValidationError
 	_, err = s.Submit(ctx, comments.Submission{DraftID: d.ID, Section: "nope", Body: strings.Repeat("长", comments.MaxBody+1), Category: "alien"})
-	if !errors.As(err, &ve) || ve.Fields["section"] == "" || ve.Fields["body"] == "" || ve.Fields["category"] == "" {
+	if !errors.As(err, &ve) || ve.Fields["section"].Key == "" || ve.Fields["body"].Key == "" || ve.Fields["category"].Key == "" {
 		t.Fatalf("invalid submission: %v", err)
 	}
 	if _, err := s.Submit(ctx, comments.Submission{DraftID: "missing", Body: "x"}); !errors.Is(err, drafts.ErrNotFound) {
