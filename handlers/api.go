@@ -158,7 +158,7 @@ func (s *server) apiCreateDraft(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/drafts/"+d.ID)
+	c.Response().Header().Set(echo.HeaderLocation, s.paths.url(routeAPIDraft, d.ID))
 	// The bureau that created it sees its own recipients.
 	return c.JSON(http.StatusCreated, struct {
 		draftJSON

@@ -272,10 +272,10 @@ func (s *server) handleError(err error, c echo.Context) {
 		var le *accounts.LockedError
 		errors.As(err, &le)
 		c.Response().Header().Set("Retry-After", retryAfter(le.Until.Sub(s.Now())))
-	case status == http.StatusUnauthorized && strings.HasPrefix(c.Request().URL.Path, "/api/"):
+	case status == http.StatusUnauthorized && strings.HasPrefix(c.Request().URL.Path, apiRoot):
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="consult"`)
 	}
-	if strings.HasPrefix(c.Request().URL.Path, "/api/") || c.Request().URL.Path == "/readyz" {
+	if strings.HasPrefix(c.Request().URL.Path, apiRoot) || c.Request().URL.Path == s.paths.url(routeReadyz) {
 		p := problem{Type: "about:blank", Title: titles[status], Status: status, Code: code, Errors: fields, RequestID: rid}
 		if status < 500 {
 			p.Detail = detail(err)

@@ -30,6 +30,8 @@ type pages struct {
 	files map[string]static.Asset // by hashed file name
 	urls  map[string]string       // asset name -> /static/<hashed name>
 	zone  *time.Location
+	// paths are the route table's (set by Register): the templates' links.
+	paths routePaths
 }
 
 var pageNames = []string{"list", "draft", "comment", "receipt", "lookup", "error", "thanks", "login", "account"}
@@ -53,6 +55,15 @@ func newPages(loc *time.Location) (*pages, error) {
 				return "", fmt.Errorf("no asset %q", name)
 			}
 			return u, nil
+		},
+		// path is the URL of a named route (routePaths): {{path "draft" .ID}}.
+		// An unknown name, or a wrong number of parameters, fails the page.
+		"path": func(name string, params ...any) (string, error) {
+			ps := make([]string, len(params))
+			for i, v := range params {
+				ps[i] = fmt.Sprint(v)
+			}
+			return p.paths.path(name, ps...)
 		},
 	}
 	base, err := template.New("layout.html").Funcs(funcs).ParseFS(static.Templates(), "layout.html")
@@ -349,7 +360,7 @@ func (s *server) submitComment(c echo.Context) error {
 	}
 	r, err := s.submit(c, d, sub, form.Get("pow_challenge"), form.Get("pow_nonce"))
 	if err == nil {
-		return c.Redirect(http.StatusSeeOther, "/receipts/"+url.PathEscape(r.Code)+"?new=1")
+		return c.Redirect(http.StatusSeeOther, s.paths.url(routeReceipt, r.Code)+"?new=1")
 	}
 	return s.formAgain(c, d, sub, err)
 }
@@ -376,7 +387,7 @@ func (s *server) formAgain(c echo.Context, d drafts.Draft, sub comments.Submissi
 	if sub.Section != "" {
 		q.Set("section", sub.Section)
 	}
-	v.SwitchURL = "/d/" + url.PathEscape(d.ID) + "/comment?" + q.Encode()
+	v.SwitchURL = s.paths.url(routeComment, d.ID) + "?" + q.Encode()
 	f := s.newForm(c, v.tr, d)
 	f.setSection(v.tr, sub.Section) // an unknown one falls back to the whole draft, and says so
 	f.Body, f.Name, f.Contact = strings.ToValidUTF8(sub.Body, "\uFFFD"), strings.ToValidUTF8(sub.Name, "\uFFFD"), strings.ToValidUTF8(sub.Contact, "\uFFFD")
@@ -600,7 +611,7 @@ func (s *server) lookupPage(c echo.Context) error {
 	code := typedCode(c.QueryParam("code"))
 	data := lookupData{Code: code}
 	if code != "" {
-		v.SwitchURL = "/receipts?" + url.Values{"code": {code}, "lang": {v.Lang.other().short()}}.Encode()
+		v.SwitchURL = s.paths.url(routeLookup) + "?" + url.Values{"code": {code}, "lang": {v.Lang.other().short()}}.Encode()
 	}
 	status := http.StatusOK
 	if code != "" {
@@ -654,7 +665,7 @@ func (s *server) lookupFailed(c echo.Context, code string, err error) error {
 	default:
 		return err
 	}
-	v.SwitchURL = "/receipts?" + url.Values{"code": {data.Code}, "lang": {v.Lang.other().short()}}.Encode()
+	v.SwitchURL = s.paths.url(routeLookup) + "?" + url.Values{"code": {data.Code}, "lang": {v.Lang.other().short()}}.Encode()
 	v.Title, v.Page = v.T("lookup.title"), data
 	return s.render(c, status, "lookup", v)
 }
@@ -714,9 +725,8 @@ func (s *server) errorPage(c echo.Context, status int, code string) error {
 		data.Ref = c.Response().Header().Get(echo.HeaderXRequestID)
 	}
 	// A form that could not be taken links back to itself, so the person can try again.
-	path := c.Request().URL.Path
-	if c.Request().Method == http.MethodPost && strings.HasPrefix(path, "/d/") && strings.HasSuffix(path, "/comment") {
-		back := path
+	if c.Request().Method == http.MethodPost && c.Path() == commentPath {
+		back := samePath(c.Request().URL.Path)
 		if pf := c.Request().PostForm; pf != nil && pf.Get("section") != "" {
 			back += "?section=" + url.QueryEscape(pf.Get("section"))
 		}
