@@ -2,8 +2,12 @@ package handlers
 
 import (
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"testing"
+
+	"github.com/labstack/echo/v4"
 
 	"consult/static"
 )
@@ -58,5 +62,44 @@ func TestNoPathsInTemplates(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHeadAndOptions: HEAD on a page is its GET's status and headers; OPTIONS
+// on an API path says what the path allows, to anyone; a path that is no
+// route is 404 whatever the method.
+func TestHeadAndOptions(t *testing.T) {
+	env := newRouteEnv(t)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{http.MethodHead, "/", 200, ""},
+		{http.MethodHead, "/d/plan", 200, ""},
+		{http.MethodHead, "/d/plan/comment", 200, ""},
+		{http.MethodHead, "/receipts/" + env.code, 200, ""},
+		{http.MethodHead, "/static/" + env.asset, 200, ""},
+		{http.MethodHead, "/d/nope", 404, ""},
+		{http.MethodOptions, "/api/v1/drafts", 204, "GET, OPTIONS, POST"},
+		{http.MethodOptions, "/api/v1/drafts/plan", 204, "GET, OPTIONS"},
+		{http.MethodOptions, "/api/v1/drafts/plan/comments", 204, "GET, OPTIONS, POST"},
+		{http.MethodOptions, "/api/v1/drafts/plan/limits", 204, "OPTIONS, PUT"},
+		{http.MethodOptions, "/api/v1/nowhere", 404, ""},
+		{http.MethodGet, "/api/v1/nowhere", 404, ""},
+		{http.MethodPost, "/api/v1/nowhere", 404, ""},
+	} {
+		rec := httptest.NewRecorder()
+		env.e.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
+		if rec.Code != tc.status || rec.Header().Get(echo.HeaderAllow) != tc.allow {
+			t.Errorf("%s %s: %d, Allow %q; want %d, %q", tc.method, tc.path, rec.Code, rec.Header().Get(echo.HeaderAllow), tc.status, tc.allow)
+		}
+		if tc.method == http.MethodHead && tc.status == 200 {
+			get := httptest.NewRecorder()
+			env.e.ServeHTTP(get, httptest.NewRequest(http.MethodGet, tc.path, nil))
+			if a, b := rec.Header().Get("Content-Type"), get.Header().Get("Content-Type"); a != b {
+				t.Errorf("HEAD %s: Content-Type %q, GET's %q", tc.path, a, b)
+			}
+		}
 	}
 }

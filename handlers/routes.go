@@ -10,6 +10,8 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -94,6 +96,9 @@ const digestFilePath = "/digests/:draft/:job/:file"
 // answered with problem+json (handleError).
 const apiRoot = "/api/"
 
+// apiV1 is the prefix of the API's routes.
+const apiV1 = apiRoot + "v1"
+
 // Route names: what handlers and templates build URLs from (routePaths).
 const (
 	routeList        = "list"
@@ -135,7 +140,7 @@ func (s *server) Register(e *echo.Echo) {
 	// and scope allow on the draft's bureau (accounts.Principal.May). Declared
 	// before the public group of the same prefix, whose not-found route then
 	// wins: an unknown API path is 404 to anyone, not 401.
-	staff := e.Group(apiRoot+"v1", middleware.BodyLimit("2M"), requireJSON, s.bearer)
+	staff := e.Group(apiV1, middleware.BodyLimit("2M"), requireJSON, s.bearer)
 	staff.POST("/drafts", s.apiCreateDraft, s.may(accounts.CreateDraft)).Name = "api.drafts"
 	staff.GET("/drafts/:id/comments", s.apiListComments, s.may(accounts.ReadComments)).Name = "api.comments"
 	staff.GET("/drafts/:id/events", s.apiListEvents, s.may(accounts.ReadComments)).Name = "api.events"
@@ -149,11 +154,14 @@ func (s *server) Register(e *echo.Echo) {
 
 	// Anyone: the JSON API. Bodies are JSON (so no cross-site HTML form can post
 	// one) and capped before decoding.
-	api := e.Group(apiRoot+"v1", middleware.BodyLimit("64K"), requireJSON)
+	api := e.Group(apiV1, middleware.BodyLimit("64K"), requireJSON)
 	api.GET("/drafts", s.apiListDrafts).Name = "api.drafts"
 	api.GET("/drafts/:id", s.apiGetDraft).Name = routeAPIDraft
 	api.POST("/drafts/:id/comments", s.apiSubmitComment).Name = "api.comments"
 	api.GET("/receipts/:code", s.apiGetReceipt).Name = "api.receipt"
+	// Anyone: OPTIONS on each path above, with what it allows; before any
+	// credential, since the methods of a path are no secret.
+	allowOptions(api, apiV1, e.Routes())
 
 	// Anyone holding a signed link from a digest e-mail: the link is the
 	// credential (notify signs and checks it), since its recipients need no
@@ -167,25 +175,58 @@ func (s *server) Register(e *echo.Echo) {
 		CookieHTTPOnly: true, CookieSecure: s.Secure, CookieSameSite: http.SameSiteStrictMode,
 		ErrorHandler: func(err error, c echo.Context) error { return errCSRF },
 	}))
-	web.GET("/", s.listPage).Name = routeList
-	web.GET("/d/:id", s.draftPage).Name = routeDraft
-	web.GET(commentPath, s.commentForm).Name = routeComment
+	// Every page answers HEAD as it answers GET (getHead).
+	named(routeList, web.Match(getHead, "/", s.listPage))
+	named(routeDraft, web.Match(getHead, "/d/:id", s.draftPage))
+	named(routeComment, web.Match(getHead, commentPath, s.commentForm))
 	web.POST(commentPath, s.submitComment).Name = routeComment
-	web.GET("/receipts", s.lookupPage).Name = routeLookup
-	web.GET("/receipts/:code", s.receiptPage).Name = routeReceipt
+	named(routeLookup, web.Match(getHead, "/receipts", s.lookupPage))
+	named(routeReceipt, web.Match(getHead, "/receipts/:code", s.receiptPage))
 
 	// Staff: the pages, with a session (a cookie) and the same CSRF check.
-	web.GET("/login", s.loginPage).Name = routeLogin
+	named(routeLogin, web.Match(getHead, "/login", s.loginPage))
 	web.POST("/login", s.login).Name = routeLogin
 	web.POST("/logout", s.logout).Name = routeLogout
-	web.GET("/account", s.accountPage, s.signedIn, s.may(accounts.OwnAccount)).Name = routeAccount
+	named(routeAccount, web.Match(getHead, "/account", s.accountPage, s.signedIn, s.may(accounts.OwnAccount)))
 	web.POST("/account/password", s.changePassword, s.signedIn, s.may(accounts.OwnAccount)).Name = routePassword
 	web.POST("/account/tokens", s.createToken, s.signedIn, s.may(accounts.OwnAccount)).Name = routeTokens
 	web.POST("/account/tokens/:token/revoke", s.revokeToken, s.signedIn, s.may(accounts.OwnAccount)).Name = routeRevoke
-	e.GET("/static/*", s.assets, pageHeaders).Name = routeStaticAsset
+	named(routeStaticAsset, e.Match(getHead, "/static/*", s.assets, pageHeaders))
 
 	s.paths = newRoutePaths(e.Routes())
 	s.pages.paths = s.paths
+}
+
+// getHead are the methods of a page: a HEAD is answered as the GET, whose body
+// net/http then drops.
+var getHead = []string{http.MethodGet, http.MethodHead}
+
+// named names routes registered together (Match).
+func named(name string, rs []*echo.Route) {
+	for _, r := range rs {
+		r.Name = name
+	}
+}
+
+// allowOptions answers OPTIONS on every path of rs under prefix (g's) with
+// 204 and an Allow header naming the path's methods. A path that is no route
+// stays 404, to anyone.
+func allowOptions(g *echo.Group, prefix string, rs []*echo.Route) {
+	allow := map[string][]string{}
+	for _, r := range rs {
+		if r.Method != echo.RouteNotFound && strings.HasPrefix(r.Path, prefix+"/") {
+			allow[r.Path] = append(allow[r.Path], r.Method)
+		}
+	}
+	for p, methods := range allow {
+		methods = append(methods, http.MethodOptions)
+		sort.Strings(methods)
+		v := strings.Join(slices.Compact(methods), ", ")
+		g.OPTIONS(strings.TrimPrefix(p, prefix), func(c echo.Context) error {
+			c.Response().Header().Set(echo.HeaderAllow, v)
+			return c.NoContent(http.StatusNoContent)
+		}).Name = "options"
+	}
 }
 
 // routePaths are the route table's paths by route name (echo's Route.Name).
