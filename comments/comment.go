@@ -26,12 +26,16 @@ const (
 // Categories lists every category in display order.
 var Categories = []Category{CategoryIndividual, CategoryEnterprise, CategoryOrganization, CategoryExpert, CategoryPublicBody, CategoryOther}
 
-// Status is where a submission stands after its receipt was issued.
+// Status is where a submission stands after its receipt was issued. Issuing
+// the receipt is the intake's doing; storing it, a worker's, later.
 type Status string
 
 const (
-	StatusQueued   Status = "queued"   // in the intake stream, not yet processed
-	StatusAccepted Status = "accepted" // stored as a comment
+	StatusQueued Status = "queued" // in the intake stream, not yet processed
+	// StatusStored: a worker settled it, and it is stored as a comment. The
+	// value is "accepted", as receipts have always said: clients of the
+	// receipt API read it (see the README's API table).
+	StatusStored   Status = "accepted"
 	StatusRejected Status = "rejected" // moved to the dead-letter stream
 )
 
@@ -128,9 +132,9 @@ type ReceiptStatus struct {
 // Counts are a draft's intake counters.
 type Counts struct {
 	Submitted int64 // receipts issued
-	Accepted  int64 // stored as comments
+	Stored    int64 // settled by a worker: stored as comments
 	Rejected  int64 // moved to the dead-letter stream
 }
 
 // Settled reports whether every issued receipt has been processed.
-func (c Counts) Settled() bool { return c.Accepted+c.Rejected >= c.Submitted }
+func (c Counts) Settled() bool { return c.Stored+c.Rejected >= c.Submitted }

@@ -426,7 +426,7 @@ func buildMemory(t *testing.T, n int) buildMem {
 			c := comments.Comment{Code: fmt.Sprintf("7-GEN%08d", i), Entry: fmt.Sprintf("%d-0", i+1), DraftID: d.ID,
 				Section: sub.Section, Body: sub.Body, Name: sub.Name, Contact: sub.Contact, Category: sub.Category,
 				PublishName: sub.PublishName, ReceivedAt: time.UnixMilli(1_790_000_000_000 + int64(i)), SHA256: strings.Repeat("ab", 32),
-				Status: comments.StatusAccepted, Duplicate: i%50 == 0}
+				Status: comments.StatusStored, Duplicate: i%50 == 0}
 			if i%1000 == 999 {
 				c.Section = fmt.Sprintf("gone-%d", i%5) // a few anchors the draft lacks
 			}

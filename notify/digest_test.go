@@ -79,7 +79,7 @@ func fixtureComments() []comments.Comment {
 	}
 	for i := range cs {
 		cs[i].Entry = fmt.Sprintf("%d-0", cs[i].ReceivedAt.UnixMilli())
-		cs[i].Status = comments.StatusAccepted
+		cs[i].Status = comments.StatusStored
 	}
 	return cs
 }

@@ -695,7 +695,7 @@ func (s *Scheduler) workLeased(ctx context.Context, j job, token string) error {
 		}
 		if !counts.Settled() {
 			s.log.Debug("notify: digest waits for queued comments", "draft", d.ID,
-				"submitted", counts.Submitted, "accepted", counts.Accepted, "rejected", counts.Rejected)
+				"submitted", counts.Submitted, "stored", counts.Stored, "rejected", counts.Rejected)
 			return nil
 		}
 	}

@@ -84,7 +84,7 @@ func (f *fakeComments) Each(_ context.Context, id, until string, fn func(comment
 		if compareEntries(c.Entry, until) > 0 {
 			return nil
 		}
-		if c.Status != comments.StatusAccepted {
+		if c.Status != comments.StatusStored {
 			continue
 		}
 		if err := fn(c); err != nil {
@@ -234,7 +234,7 @@ func (e *env) addDraft(id string, recipients ...string) drafts.Draft {
 		cs[i].DraftID = id
 	}
 	n := int64(len(cs))
-	e.comments.set(id, cs, comments.Counts{Submitted: n + 1, Accepted: n, Rejected: 1}, false)
+	e.comments.set(id, cs, comments.Counts{Submitted: n + 1, Stored: n, Rejected: 1}, false)
 	return d
 }
 
@@ -466,7 +466,7 @@ func TestSchedulerWaits(t *testing.T) {
 
 	// Closed, but one comment queued in time is not processed yet.
 	cs := fixtureComments()
-	e.comments.set(d.ID, cs[:5], comments.Counts{Submitted: 7, Accepted: 5, Rejected: 1}, true)
+	e.comments.set(d.ID, cs[:5], comments.Counts{Submitted: 7, Stored: 5, Rejected: 1}, true)
 	tick(t, s)
 	tick(t, s)
 	if n := len(e.smtp.Messages()); n != 0 {
@@ -474,7 +474,7 @@ func TestSchedulerWaits(t *testing.T) {
 	}
 
 	// The worker stores it: the digest goes out with all six.
-	e.comments.set(d.ID, cs, comments.Counts{Submitted: 7, Accepted: 6, Rejected: 1}, true)
+	e.comments.set(d.ID, cs, comments.Counts{Submitted: 7, Stored: 6, Rejected: 1}, true)
 	tick(t, s)
 	msgs := e.smtp.WaitFor(t, 1, 5*time.Second)
 	p := msgs[0].Parse(t)

@@ -352,11 +352,11 @@ func settle(ctx context.Context, cs *store.Comments, draftID string, n int) erro
 		if err != nil {
 			return err
 		}
-		if c.Settled() && c.Accepted >= int64(n) {
+		if c.Settled() && c.Stored >= int64(n) {
 			return nil
 		}
 		if c.Settled() {
-			return fmt.Errorf("only %d of %d comments accepted (%d rejected)", c.Accepted, n, c.Rejected)
+			return fmt.Errorf("only %d of %d comments stored (%d rejected)", c.Stored, n, c.Rejected)
 		}
 		select {
 		case <-ctx.Done():

@@ -390,8 +390,8 @@ func metrics(cs *store.Comments, ws []*store.Worker, sched *notify.Scheduler) []
 	}
 	sent, failed := sched.Stats()
 	return []handlers.Metric{
-		{Name: "consult_comments_accepted_total", Help: "Comments given a receipt by this process.", Type: "counter", Value: float64(st.Issued)},
-		{Name: "consult_comments_rejected_total", Help: "Comment submissions refused (invalid or outside the window).", Type: "counter", Value: float64(st.Refused)},
+		{Name: "consult_comments_receipts_issued_total", Help: "Comments given a receipt by this process.", Type: "counter", Value: float64(st.Issued)},
+		{Name: "consult_comments_refused_total", Help: "Comment submissions refused (invalid or outside the window).", Type: "counter", Value: float64(st.Refused)},
 		{Name: "consult_comments_draft_full_total", Help: "Comments refused because their draft reached its storage cap.", Type: "counter", Value: float64(st.Full)},
 		{Name: "consult_comments_shed_total", Help: "Comments refused at once (503) because the intake's queue was full.", Type: "counter", Value: float64(st.Shed)},
 		{Name: "consult_comments_stored_undelivered_total", Help: "Comments stored after the client stopped waiting, so no receipt was delivered (found by this process).", Type: "counter", Value: float64(st.Undelivered)},
