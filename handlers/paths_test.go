@@ -36,6 +36,12 @@ func TestRoutePaths(t *testing.T) {
 			t.Errorf("path(%q, %q) = %q, %v; want %q", tc.name, tc.params, got, err, tc.want)
 		}
 	}
+	if got, want := DraftPath("plan"), s.paths.url(routeDraft, "plan"); got != want {
+		t.Errorf("DraftPath = %q, the table's %q", got, want)
+	}
+	if got, want := DigestFilePath("plan", "final", "comments.csv"), s.paths.url(routeDigestFile, "plan", "final", "comments.csv"); got != want {
+		t.Errorf("DigestFilePath = %q, the table's %q", got, want)
+	}
 	for _, bad := range [][]string{{"no-such-route"}, {routeDraft}, {routeList, "x"}, {routeComment, "a", "b"}} {
 		if got, err := s.paths.path(bad[0], bad[1:]...); err == nil {
 			t.Errorf("path(%q) = %q, want an error", bad, got)

@@ -86,6 +86,9 @@ func newServer(cfg Config) (*server, *echo.Echo, error) {
 	return s, e, nil
 }
 
+// draftPath is a draft's page, which DraftPath spells for links from outside.
+const draftPath = "/d/:id"
+
 // commentPath is the comment form's route, which the error mapper knows.
 const commentPath = "/d/:id/comment"
 
@@ -177,7 +180,7 @@ func (s *server) Register(e *echo.Echo) {
 	}))
 	// Every page answers HEAD as it answers GET (getHead).
 	named(routeList, web.Match(getHead, "/", s.listPage))
-	named(routeDraft, web.Match(getHead, "/d/:id", s.draftPage))
+	named(routeDraft, web.Match(getHead, draftPath, s.draftPage))
 	named(routeComment, web.Match(getHead, commentPath, s.commentForm))
 	web.POST(commentPath, s.submitComment).Name = routeComment
 	named(routeLookup, web.Match(getHead, "/receipts", s.lookupPage))
@@ -257,6 +260,28 @@ func (p routePaths) path(name string, params ...string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("handlers: no route named %q", name)
 	}
+	return fill(name, pattern, params...)
+}
+
+// DraftPath is the path of a draft's page, and DigestFilePath of the download
+// of a digest job's file: the route table's, for links made outside a request
+// (the digest e-mails: cmd passes them to notify.Paths; the log).
+func DraftPath(id string) string { return mustFill(routeDraft, draftPath, id) }
+
+func DigestFilePath(draftID, job, file string) string {
+	return mustFill(routeDigestFile, digestFilePath, draftID, job, file)
+}
+
+func mustFill(name, pattern string, params ...string) string {
+	u, err := fill(name, pattern, params...)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+// fill puts params, path-escaped, in place of pattern's parameters.
+func fill(name, pattern string, params ...string) (string, error) {
 	var b strings.Builder
 	n := 0
 	for seg := range strings.SplitSeq(strings.TrimPrefix(pattern, "/"), "/") {

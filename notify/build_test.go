@@ -154,7 +154,7 @@ func (e *storeEnv) scheduler(t *testing.T, maxBytes int64) *Scheduler {
 	}
 	// A client of its own: a replica shares nothing with another but Redis.
 	s, err := NewScheduler(e.redis.Client(t), e.ds, e.cs, m, Config{
-		From: testFrom, BaseURL: "https://consult.example.gov.cn", Location: shanghai,
+		From: testFrom, BaseURL: "https://consult.example.gov.cn", Paths: testPaths, Location: shanghai,
 		Logger: slog.New(slog.NewTextHandler(e.logs, nil)), Now: e.clock.Now, Interval: 5 * time.Millisecond,
 		MaxBytes: maxBytes, LinkKey: testLinkKey, SpillDir: e.spill,
 	})
@@ -191,7 +191,7 @@ func jobLinks(t *testing.T, s *Scheduler, draftID, jobName string) map[string]*u
 	}
 	out := map[string]*url.URL{}
 	for _, f := range linkFiles {
-		u, err := url.Parse(linkURL(s.cfg.BaseURL, s.cfg.LinkKey, draftID, jobName, f, r.Expires))
+		u, err := url.Parse(linkURL(s.cfg.BaseURL, s.cfg.Paths, s.cfg.LinkKey, draftID, jobName, f, r.Expires))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -125,6 +125,7 @@ func fixtureDigest(t *testing.T, a Audience) *Digest {
 		Audience:    a,
 		Location:    shanghai,
 		BaseURL:     "https://consult.example.gov.cn/",
+		Paths:       testPaths,
 		GeneratedAt: at("2026-12-01T10:05:00Z"),
 		Until:       fixtureHead,
 	})

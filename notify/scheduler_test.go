@@ -204,6 +204,7 @@ func (e *env) scheduler(t *testing.T, separate bool, mods ...func(*Config)) *Sch
 	cfg := Config{
 		From:      testFrom,
 		BaseURL:   "https://consult.example.gov.cn",
+		Paths:     testPaths,
 		Location:  shanghai,
 		Logger:    slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:       e.clock.Now,
@@ -343,7 +344,7 @@ func TestSchedulerSendsOnceAfterClose(t *testing.T) {
 	msgs = e.smtp.Messages()
 	// FZB@ is the same mailbox as fzb@: one message.
 	sameCounts(t, byRecipient(msgs), map[string]int{"fzb@hongya.example.gov.cn": 1, "director@hongya.example.gov.cn": 1})
-	r := wholeMail(t, build(t, d, e.comments.cs[d.ID], Options{Location: shanghai, BaseURL: "https://consult.example.gov.cn",
+	r := wholeMail(t, build(t, d, e.comments.cs[d.ID], Options{Location: shanghai, BaseURL: "https://consult.example.gov.cn", Paths: testPaths,
 		GeneratedAt: e.clock.Now(), Until: fixtureHead}))
 	for _, m := range msgs {
 		want, _ := MessageID(d.ID, finalJob, m.To[0], testFrom)
@@ -667,21 +668,22 @@ func TestNewSchedulerChecksConfig(t *testing.T) {
 	e := newEnv(t, smtptest.Options{})
 	m, _ := NewOutbox(t.TempDir(), nil)
 	for _, c := range []Config{
-		{From: "", LinkKey: testLinkKey},
-		{From: "no-domain", LinkKey: testLinkKey},
-		{From: testFrom},
-		{From: testFrom, LinkKey: testLinkKey[:MinLinkKey-1]},
-		{From: testFrom, LinkKey: testLinkKey, MaxBytes: 1000},
-		{From: testFrom, LinkKey: testLinkKey, LeaseTTL: time.Millisecond},
+		{From: "", LinkKey: testLinkKey, Paths: testPaths},
+		{From: "no-domain", LinkKey: testLinkKey, Paths: testPaths},
+		{From: testFrom, Paths: testPaths},
+		{From: testFrom, LinkKey: testLinkKey[:MinLinkKey-1], Paths: testPaths},
+		{From: testFrom, LinkKey: testLinkKey, MaxBytes: 1000, Paths: testPaths},
+		{From: testFrom, LinkKey: testLinkKey, LeaseTTL: time.Millisecond, Paths: testPaths},
+		{From: testFrom, LinkKey: testLinkKey},
 	} {
 		if _, err := NewScheduler(e.rdb, e.drafts, e.comments, m, c); err == nil {
 			t.Errorf("NewScheduler accepted %+v", c)
 		}
 	}
-	if _, err := NewScheduler(e.rdb, e.drafts, e.comments, nil, Config{From: testFrom, LinkKey: testLinkKey}); err == nil {
+	if _, err := NewScheduler(e.rdb, e.drafts, e.comments, nil, Config{From: testFrom, LinkKey: testLinkKey, Paths: testPaths}); err == nil {
 		t.Error("NewScheduler accepted a nil mailer")
 	}
-	s, err := NewScheduler(e.rdb, e.drafts, e.comments, m, Config{From: testFrom, LinkKey: testLinkKey})
+	s, err := NewScheduler(e.rdb, e.drafts, e.comments, m, Config{From: testFrom, LinkKey: testLinkKey, Paths: testPaths})
 	if err != nil {
 		t.Fatal(err)
 	}

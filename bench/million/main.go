@@ -45,6 +45,7 @@ import (
 	"consult/bench/internal/results"
 	"consult/comments"
 	"consult/drafts"
+	"consult/handlers"
 	"consult/internal/redisproc"
 	"consult/notify"
 	"consult/record"
@@ -455,6 +456,7 @@ func build(ctx context.Context, cs *store.Comments, d drafts.Draft, o options, r
 	t0 := time.Now()
 	src := func(fn func(comments.Comment) error) error { return cs.Each(ctx, d.ID, o.Until, fn) }
 	dg, err := notify.Build(d, src, notify.Options{Audience: notify.Bureau, BaseURL: "https://consult.example.gov.cn",
+		Paths:       notify.Paths{Draft: handlers.DraftPath, File: handlers.DigestFilePath},
 		GeneratedAt: time.Now(), Until: o.Until, Dir: o.Dir})
 	if err != nil {
 		return err

@@ -123,7 +123,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 		if loaded, err := loadDemo(ctx, ds, time.Now()); err != nil {
 			log.Warn("demo consultation not loaded", "err", err)
 		} else if loaded {
-			log.Info("demo consultation loaded", "url", cfg.BaseURL+"/d/hongya-fazhi-2026")
+			log.Info("demo consultation loaded", "url", strings.TrimRight(cfg.BaseURL, "/")+handlers.DraftPath("hongya-fazhi-2026"))
 		}
 	}
 
@@ -145,7 +145,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 		return err
 	}
 	sched, err := notify.NewScheduler(rdb, ds, cs, mailer, notify.Config{
-		From: cfg.MailFrom, BaseURL: cfg.BaseURL, Location: loc, Logger: log, RetryBase: cfg.DigestRetry,
+		From: cfg.MailFrom, BaseURL: cfg.BaseURL, Location: loc,
+		Paths: notify.Paths{Draft: handlers.DraftPath, File: handlers.DigestFilePath}, Logger: log, RetryBase: cfg.DigestRetry,
 		MaxBytes: cfg.DigestMaxBytes, LinkKey: linkKey, LinkTTL: cfg.DigestLinkTTL,
 		// On the data disk: /tmp may be a tmpfs, which would hold a digest in memory.
 		SpillDir: filepath.Join(cfg.DataDir, "tmp"),
