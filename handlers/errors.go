@@ -85,11 +85,11 @@ type message = struct {
 	Args []any
 }
 
+// fieldProblem is any of the domain packages' field errors: each is a message.
+type fieldProblem interface{ ~message }
+
 // fieldMessages translates a validation error's fields into t's language.
-func fieldMessages[F ~struct {
-	Key  string
-	Args []any
-}](t tr, fields map[string]F) map[string]string {
+func fieldMessages[F fieldProblem](t tr, fields map[string]F) map[string]string {
 	out := make(map[string]string, len(fields))
 	for f, p := range fields {
 		m := message(p)
