@@ -190,10 +190,10 @@ func runMode(ctx context.Context, o options, t tools, mode, dir string) (mr mode
 				st, got := post(ctx, "http://"+cdAddr+path, body)
 				p = append(p, fmt.Sprintf("%d responses were not 202 (one comment sent after the run got %d %s)", r.Non2xx, st, got))
 			}
-			if n := after.rejected - before.rejected; n > 0 {
+			if n := after.refused - before.refused; n > 0 {
 				p = append(p, fmt.Sprintf("consultd refused %d comments", n))
 			}
-			if n := after.accepted - before.accepted; n < r.Requests-r.Non2xx {
+			if n := after.issued - before.issued; n < r.Requests-r.Non2xx {
 				p = append(p, fmt.Sprintf("consultd counted %d receipts for %d completed requests", n, r.Requests-r.Non2xx))
 			}
 			r.Problem = problems(r, p)
@@ -325,7 +325,7 @@ func post(ctx context.Context, url string, body []byte) (int, string) {
 	return res.StatusCode, string(bytes.TrimSpace(out))
 }
 
-type counters struct{ accepted, rejected int64 }
+type counters struct{ issued, refused int64 }
 
 // emptyIntake waits (at most a minute) until consultd's workers have processed
 // every comment it took in, then deletes the draft's comments from Redis: its
@@ -338,12 +338,12 @@ func emptyIntake(ctx context.Context, base string, rdb *redis.Client, draftID st
 		if err != nil {
 			return err
 		}
-		if m["consult_comments_processed_total"] >= m["consult_comments_accepted_total"] {
+		if m["consult_comments_processed_total"] >= m["consult_comments_receipts_issued_total"] {
 			break
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("consultd's workers processed %.0f of %.0f comments within a minute",
-				m["consult_comments_processed_total"], m["consult_comments_accepted_total"])
+				m["consult_comments_processed_total"], m["consult_comments_receipts_issued_total"])
 		}
 		select {
 		case <-ctx.Done():
@@ -364,12 +364,12 @@ func consultMetrics(ctx context.Context, base string) (counters, error) {
 	if err != nil {
 		return counters{}, err
 	}
-	accepted, ok1 := m["consult_comments_accepted_total"]
-	rejected, ok2 := m["consult_comments_rejected_total"]
+	issued, ok1 := m["consult_comments_receipts_issued_total"]
+	refused, ok2 := m["consult_comments_refused_total"]
 	if !ok1 || !ok2 {
-		return counters{}, errors.New("consultd /metrics has no consult_comments_accepted_total and consult_comments_rejected_total")
+		return counters{}, errors.New("consultd /metrics has no consult_comments_receipts_issued_total and consult_comments_refused_total")
 	}
-	return counters{accepted: int64(accepted), rejected: int64(rejected)}, nil
+	return counters{issued: int64(issued), refused: int64(refused)}, nil
 }
 
 // waitRewrite waits (at most 30 s) while Redis rewrites its AOF in the background.

@@ -6,6 +6,7 @@ package comments
 
 import (
 	"errors"
+	"sort"
 	"strings"
 	"time"
 )
@@ -25,12 +26,16 @@ const (
 // Categories lists every category in display order.
 var Categories = []Category{CategoryIndividual, CategoryEnterprise, CategoryOrganization, CategoryExpert, CategoryPublicBody, CategoryOther}
 
-// Status is where a submission stands after its receipt was issued.
+// Status is where a submission stands after its receipt was issued. Issuing
+// the receipt is the intake's doing; storing it, a worker's, later.
 type Status string
 
 const (
-	StatusQueued   Status = "queued"   // in the intake stream, not yet processed
-	StatusAccepted Status = "accepted" // stored as a comment
+	StatusQueued Status = "queued" // in the intake stream, not yet processed
+	// StatusStored: a worker settled it, and it is stored as a comment. The
+	// value is "accepted", as receipts have always said: clients of the
+	// receipt API read it (see the README's API table).
+	StatusStored   Status = "accepted"
 	StatusRejected Status = "rejected" // moved to the dead-letter stream
 )
 
@@ -44,14 +49,24 @@ var (
 	ErrDraftFull = errors.New("comments: draft has reached its storage limit")
 )
 
+// FieldError is what is wrong with one field: a message key of the web layer's
+// catalogue and its arguments. The API (in English) and the pages (in the
+// person's language) translate the same key, so a rule and its message are
+// written once, here, and nobody parses English.
+type FieldError struct {
+	Key  string
+	Args []any
+}
+
 // ValidationError lists what is wrong with a submission, field by field.
-type ValidationError struct{ Fields map[string]string }
+type ValidationError struct{ Fields map[string]FieldError }
 
 func (e *ValidationError) Error() string {
 	parts := make([]string, 0, len(e.Fields))
-	for f, m := range e.Fields {
-		parts = append(parts, f+": "+m)
+	for f, p := range e.Fields {
+		parts = append(parts, f+": "+p.Key)
 	}
+	sort.Strings(parts)
 	return "comments: invalid: " + strings.Join(parts, "; ")
 }
 
@@ -117,9 +132,9 @@ type ReceiptStatus struct {
 // Counts are a draft's intake counters.
 type Counts struct {
 	Submitted int64 // receipts issued
-	Accepted  int64 // stored as comments
+	Stored    int64 // settled by a worker: stored as comments
 	Rejected  int64 // moved to the dead-letter stream
 }
 
 // Settled reports whether every issued receipt has been processed.
-func (c Counts) Settled() bool { return c.Accepted+c.Rejected >= c.Submitted }
+func (c Counts) Settled() bool { return c.Stored+c.Rejected >= c.Submitted }

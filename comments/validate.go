@@ -1,7 +1,6 @@
 package comments
 
 import (
-	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -62,28 +61,34 @@ func isFormat(r rune) bool {
 }
 
 // Validate checks a normalized submission against the draft it is for. It returns
-// a *ValidationError naming each bad field.
+// a *ValidationError naming each bad field, with the catalogue key that says why.
 func Validate(s Submission, d drafts.Draft) error {
-	f := map[string]string{}
+	f := map[string]FieldError{}
 	text := func(name, v string, max int) bool {
 		if !utf8.ValidString(v) {
-			f[name] = "must be valid UTF-8 text"
+			f[name] = FieldError{Key: "err.utf8"}
 			return false
 		}
 		if n := utf8.RuneCountInString(v); n > max {
-			f[name] = fmt.Sprintf("at most %d characters (this one has %d)", max, n)
+			f[name] = FieldError{Key: "err.too_long", Args: []any{max, n}}
 			return false
 		}
 		return true
 	}
-	if text("body", s.Body, MaxBody) && strings.TrimSpace(s.Body) == "" {
-		f["body"] = "is required"
+	switch n := utf8.RuneCountInString(s.Body); {
+	case !utf8.ValidString(s.Body):
+		f["body"] = FieldError{Key: "err.utf8"}
+	case n > MaxBody:
+		// The body says how much to cut: it is the one field people overrun.
+		f["body"] = FieldError{Key: "err.body.too_long", Args: []any{MaxBody, n, n - MaxBody}}
+	case strings.TrimSpace(s.Body) == "":
+		f["body"] = FieldError{Key: "err.body.required"}
 	}
 	text("name", s.Name, MaxName)
 	text("contact", s.Contact, MaxContact)
 	if s.Section != "" {
 		if _, ok := d.Section(s.Section); !ok {
-			f["section"] = "no such section in this draft"
+			f["section"] = FieldError{Key: "err.section"}
 		}
 	}
 	valid := false
@@ -91,10 +96,10 @@ func Validate(s Submission, d drafts.Draft) error {
 		valid = valid || s.Category == c
 	}
 	if !valid {
-		f["category"] = "one of individual, enterprise, organization, expert, public_body, other"
+		f["category"] = FieldError{Key: "err.category"}
 	}
 	if len(s.IdempotencyKey) > MaxIdemKey || !printableASCII(s.IdempotencyKey) {
-		f["idempotency_key"] = fmt.Sprintf("at most %d printable ASCII characters", MaxIdemKey)
+		f["idempotency_key"] = FieldError{Key: "err.idempotency", Args: []any{MaxIdemKey}}
 	}
 	if len(f) > 0 {
 		return &ValidationError{Fields: f}

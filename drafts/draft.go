@@ -5,9 +5,9 @@ package drafts
 
 import (
 	"errors"
-	"fmt"
 	"net/mail"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -40,15 +40,29 @@ var (
 	ErrExists   = errors.New("drafts: id already taken")
 )
 
+// FieldError is what is wrong with one field: a message key of the web layer's
+// catalogue and its arguments. The API (in English) and any page translate the
+// same key, so a rule and its message are written once, here.
+type FieldError struct {
+	Key  string
+	Args []any
+}
+
 // ValidationError lists what is wrong with a draft, field by field.
-type ValidationError struct{ Fields map[string]string }
+type ValidationError struct{ Fields map[string]FieldError }
 
 func (e *ValidationError) Error() string {
 	parts := make([]string, 0, len(e.Fields))
-	for f, m := range e.Fields {
-		parts = append(parts, f+": "+m)
+	for f, p := range e.Fields {
+		parts = append(parts, f+": "+p.Key)
 	}
+	sort.Strings(parts)
 	return "drafts: invalid: " + strings.Join(parts, "; ")
+}
+
+// Invalid is a *ValidationError on one field.
+func Invalid(field, key string, args ...any) *ValidationError {
+	return &ValidationError{Fields: map[string]FieldError{field: {Key: key, Args: args}}}
 }
 
 // Draft is a document put out for comment. Once stored it does not change: a changed
@@ -102,18 +116,18 @@ const MaxPoWBits = 22
 
 // Validate checks limits as a bureau sets them.
 func (l Limits) Validate() error {
-	f := map[string]string{}
+	f := map[string]FieldError{}
 	if l.MaxComments < 0 {
-		f["max_comments"] = "must not be negative"
+		f["max_comments"] = FieldError{Key: "err.negative"}
 	}
 	if l.MaxBytes < 0 {
-		f["max_bytes"] = "must not be negative"
+		f["max_bytes"] = FieldError{Key: "err.negative"}
 	}
 	if l.SubmitsPerHour < 0 {
-		f["submits_per_hour"] = "must not be negative"
+		f["submits_per_hour"] = FieldError{Key: "err.negative"}
 	}
 	if l.PoWBits < 0 || l.PoWBits > MaxPoWBits {
-		f["pow_bits"] = fmt.Sprintf("from 0 (off) to %d", MaxPoWBits)
+		f["pow_bits"] = FieldError{Key: "err.limits.pow_bits", Args: []any{MaxPoWBits}}
 	}
 	if len(f) > 0 {
 		return &ValidationError{Fields: f}
@@ -170,18 +184,18 @@ const PublishSkew = 5 * time.Minute
 // window then closes after it, is decided by the Redis server's clock when the
 // draft is stored.
 func (d Draft) Validate() error {
-	f := map[string]string{}
+	f := map[string]FieldError{}
 	if !idPattern.MatchString(d.ID) {
-		f["id"] = "2 to 64 characters: lower-case letters, digits and hyphens, starting with a letter or digit"
+		f["id"] = FieldError{Key: "err.draft.id"}
 	}
 	checkText := func(name, v string, max int, required bool) {
-		switch {
+		switch n := utf8.RuneCountInString(v); {
 		case !utf8.ValidString(v):
-			f[name] = "must be valid UTF-8"
+			f[name] = FieldError{Key: "err.utf8"}
 		case required && strings.TrimSpace(v) == "":
-			f[name] = "is required"
-		case utf8.RuneCountInString(v) > max:
-			f[name] = fmt.Sprintf("at most %d characters", max)
+			f[name] = FieldError{Key: "err.required"}
+		case n > max:
+			f[name] = FieldError{Key: "err.too_long", Args: []any{max, n}}
 		}
 	}
 	checkText("title", d.Title, maxTitle, true)
@@ -192,21 +206,21 @@ func (d Draft) Validate() error {
 	switch d.Kind {
 	case KindNormative, KindMajorDecision, KindRule, KindOther:
 	default:
-		f["kind"] = "one of normative, major_decision, rule, other"
+		f["kind"] = FieldError{Key: "err.draft.kind"}
 	}
 	if d.ClosesAt.IsZero() {
-		f["closes_at"] = "is required (RFC 3339)"
+		f["closes_at"] = FieldError{Key: "err.draft.closes_required"}
 	} else if !d.OpensAt.IsZero() && !d.ClosesAt.After(d.OpensAt) {
-		f["closes_at"] = "must be after opens_at"
+		f["closes_at"] = FieldError{Key: "err.draft.closes_before_opens"}
 	}
 	if len(d.DigestRecipients) == 0 {
-		f["digest_recipients"] = "at least one e-mail address"
+		f["digest_recipients"] = FieldError{Key: "err.draft.recipients_none"}
 	} else if len(d.DigestRecipients) > maxRecipients {
-		f["digest_recipients"] = fmt.Sprintf("at most %d addresses", maxRecipients)
+		f["digest_recipients"] = FieldError{Key: "err.draft.recipients_many", Args: []any{maxRecipients}}
 	}
 	for _, r := range d.DigestRecipients {
 		if a, err := mail.ParseAddress(r); err != nil || a.Name != "" || a.Address != r {
-			f["digest_recipients"] = fmt.Sprintf("%q is not a plain e-mail address", r)
+			f["digest_recipients"] = FieldError{Key: "err.draft.recipient", Args: []any{r}}
 			break
 		}
 	}

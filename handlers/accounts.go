@@ -176,20 +176,25 @@ type loginData struct {
 }
 
 // localPath is a path to return to after signing in: only a path on this
-// site, never another host ("//evil.example", "/\evil.example").
-func localPath(p string) string {
+// site, never another host ("//evil.example", "/\evil.example"); else
+// fallback (a path of the route table).
+func localPath(p, fallback string) string {
 	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n") {
-		return "/account"
+		return fallback
 	}
 	if u, err := url.Parse(p); err != nil || u.Host != "" || u.Scheme != "" {
-		return "/account"
+		return fallback
 	}
 	return p
 }
 
+// nextPath is where a sign-in goes next: p when it is on this site, else the
+// account page.
+func (s *server) nextPath(p string) string { return localPath(p, s.paths.url(routeAccount)) }
+
 func (s *server) loginPage(c echo.Context) error {
 	v := s.view(c, s.Now(), "account")
-	data := loginData{Next: localPath(c.QueryParam("next")), CSRF: csrfToken(c)}
+	data := loginData{Next: s.nextPath(c.QueryParam("next")), CSRF: csrfToken(c)}
 	if c.QueryParam("done") == "logout" {
 		data.Notice = v.T("login.logged_out")
 	}
@@ -203,13 +208,14 @@ func (s *server) loginAgain(c echo.Context, status int, name, notice string) err
 	v := s.view(c, s.Now(), "account")
 	next := c.Request().URL.RequestURI()
 	if c.Request().Method != http.MethodGet {
-		next = "/account"
+		next = s.paths.url(routeAccount)
 	}
-	if c.Path() == "/login" {
-		next = localPath(c.FormValue("next"))
+	login := s.paths.url(routeLogin)
+	if c.Path() == login {
+		next = s.nextPath(c.FormValue("next"))
 	}
-	v.SwitchURL = "/login?" + url.Values{"next": {localPath(next)}, "lang": {v.Lang.other().short()}}.Encode()
-	v.Title, v.Page = v.T("login.title"), loginData{Name: name, Next: localPath(next), CSRF: csrfToken(c), Notice: notice, Warn: true}
+	v.SwitchURL = login + "?" + url.Values{"next": {s.nextPath(next)}, "lang": {v.Lang.other().short()}}.Encode()
+	v.Title, v.Page = v.T("login.title"), loginData{Name: name, Next: s.nextPath(next), CSRF: csrfToken(c), Notice: notice, Warn: true}
 	return s.render(c, status, "login", v)
 }
 
@@ -242,7 +248,7 @@ func (s *server) login(c echo.Context) error {
 		_ = s.Accounts.Logout(ctx, ck.Value)
 	}
 	s.setSession(c, sess)
-	return c.Redirect(http.StatusSeeOther, localPath(c.FormValue("next")))
+	return c.Redirect(http.StatusSeeOther, s.nextPath(c.FormValue("next")))
 }
 
 func (s *server) logout(c echo.Context) error {
@@ -252,7 +258,7 @@ func (s *server) logout(c echo.Context) error {
 		}
 	}
 	s.clearSession(c)
-	return c.Redirect(http.StatusSeeOther, "/login?done=logout")
+	return c.Redirect(http.StatusSeeOther, s.paths.url(routeLogin)+"?done=logout")
 }
 
 // accountData is the "my account" page.
@@ -331,10 +337,7 @@ func (s *server) accountAgain(c echo.Context, err error, password bool) error {
 	if derr != nil {
 		return derr
 	}
-	d.Errors = map[string]string{}
-	for f, p := range ve.Fields {
-		d.Errors[f] = v.Problem(p)
-	}
+	d.Errors = fieldMessages(v.tr, ve.Fields)
 	d.PasswordFailed = password
 	d.Label, d.Scope = c.FormValue("label"), accounts.Scope(c.FormValue("scope"))
 	v.Title, v.Page = v.T("account.title"), d
@@ -357,7 +360,7 @@ func (s *server) changePassword(c echo.Context) error {
 		return s.accountAgain(c, err, true)
 	}
 	s.setSession(c, sess)
-	return c.Redirect(http.StatusSeeOther, "/account?done=password")
+	return c.Redirect(http.StatusSeeOther, s.paths.url(routeAccount)+"?done=password")
 }
 
 // createToken makes a token and shows it on the answer to the POST itself, not
@@ -385,7 +388,7 @@ func (s *server) revokeToken(c echo.Context) error {
 	if err := s.Accounts.RevokeToken(c.Request().Context(), p.Actor, c.Param("token"), p.User); err != nil {
 		return err
 	}
-	return c.Redirect(http.StatusSeeOther, "/account?done=revoked")
+	return c.Redirect(http.StatusSeeOther, s.paths.url(routeAccount)+"?done=revoked")
 }
 
 // staffNav is the layout's part for a signed-in member of staff.
@@ -403,7 +406,7 @@ func (s *server) staffView(c echo.Context) view {
 	}
 	// The answer to a POST is the account page, whose other language is
 	// the account page: the POST's own path has no GET.
-	v.SwitchURL = "/account?lang=" + v.Lang.other().short()
+	v.SwitchURL = s.paths.url(routeAccount) + "?lang=" + v.Lang.other().short()
 	return v
 }
 
@@ -455,7 +458,7 @@ func (s *server) apiCreateUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/users/"+url.PathEscape(u.Name))
+	c.Response().Header().Set(echo.HeaderLocation, s.paths.url(routeAPIUsers)+"/"+url.PathEscape(u.Name))
 	return c.JSON(http.StatusCreated, userJSON{Name: u.Name, Role: u.Role, Bureaus: nonNil(u.Bureaus), Created: u.CreatedAt})
 }
 

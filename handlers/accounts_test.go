@@ -284,7 +284,7 @@ func FuzzLocalPath(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, next string) {
-		p := localPath(next)
+		p := localPath(next, "/account")
 		u, err := url.Parse(p)
 		if err != nil || u.Host != "" || u.Scheme != "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n") {
 			t.Fatalf("localPath(%q) = %q", next, p)

@@ -79,11 +79,11 @@ func readJSON(c echo.Context, dst any) error {
 			}
 			switch {
 			case errors.Is(se.Err, jsonv2.ErrUnknownName):
-				return &fieldError{Field: field, Msg: "unknown field"}
+				return &fieldError{Field: field, Key: "err.json.unknown"}
 			case se.GoType == reflect.TypeFor[time.Time]():
-				return &fieldError{Field: field, Msg: "times are RFC 3339, e.g. 2026-12-01T18:00:00+08:00"}
+				return &fieldError{Field: field, Key: "err.json.time"}
 			case se.GoType != nil:
-				return &fieldError{Field: field, Msg: "must be a " + jsonType(se.GoType.Kind().String())}
+				return &fieldError{Field: field, Key: "err.json.type", Args: []any{jsonType(se.GoType.Kind().String())}}
 			}
 		}
 		return fmt.Errorf("%w: %v", errBadJSON, err)
@@ -158,7 +158,7 @@ func (s *server) apiCreateDraft(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/drafts/"+d.ID)
+	c.Response().Header().Set(echo.HeaderLocation, s.paths.url(routeAPIDraft, d.ID))
 	// The bureau that created it sees its own recipients.
 	return c.JSON(http.StatusCreated, struct {
 		draftJSON

@@ -99,6 +99,29 @@ var routeAccessTable = map[string]routeAccess{
 	"POST /account/password":             {staff, 422}, // a wrong current password
 	"POST /account/tokens":               {staff, 422}, // no label
 	"POST /account/tokens/:token/revoke": {staff, 404}, // no such token
+
+	// HEAD on every page, as its GET.
+	"HEAD /":               {anyone, 200},
+	"HEAD /d/:id":          {anyone, 200},
+	"HEAD /d/:id/comment":  {anyone, 200},
+	"HEAD /receipts":       {anyone, 200},
+	"HEAD /receipts/:code": {anyone, 200},
+	"HEAD /static/*":       {anyone, 200},
+	"HEAD /login":          {anyone, 200},
+	"HEAD /account":        {staff, 200},
+
+	// OPTIONS on every API path: what it allows, to anyone.
+	"OPTIONS /api/v1/drafts":              {anyone, 204},
+	"OPTIONS /api/v1/drafts/:id":          {anyone, 204},
+	"OPTIONS /api/v1/drafts/:id/comments": {anyone, 204},
+	"OPTIONS /api/v1/drafts/:id/events":   {anyone, 204},
+	"OPTIONS /api/v1/drafts/:id/digests":  {anyone, 204},
+	"OPTIONS /api/v1/drafts/:id/limits":   {anyone, 204},
+	"OPTIONS /api/v1/receipts/:code":      {anyone, 204},
+	"OPTIONS /api/v1/users":               {anyone, 204},
+	"OPTIONS /api/v1/users/:name/disable": {anyone, 204},
+	"OPTIONS /api/v1/bureaus":             {anyone, 204},
+	"OPTIONS /api/v1/staff/events":        {anyone, 204},
 }
 
 // fakeDigests queues nothing.

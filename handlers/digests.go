@@ -24,9 +24,6 @@ type digestFiles interface {
 // time is over.
 type linkRefused interface{ LinkRefused() bool }
 
-// digestFilePath is the download route: the shape notify's links have.
-const digestFilePath = "/digests/:draft/:job/:file"
-
 // downloadBuildTimeout bounds rebuilding a file, in place of RequestTimeout: a
 // million comments take a minute. downloadWriteTimeout replaces the server's
 // write timeout for a download, which may be a gigabyte on a slow line.

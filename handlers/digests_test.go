@@ -125,7 +125,8 @@ func TestDigestDownload(t *testing.T) {
 	}
 	sched, err := notify.NewScheduler(rdb, ds, cs, m, notify.Config{
 		From: "意见征集系统 <noreply@consult.example.gov.cn>", BaseURL: "http://" + srv.Listener.Addr().String(), Logger: log,
-		Now: clock.Now, Interval: 5 * time.Millisecond, MaxBytes: 60_000, LinkKey: key, SpillDir: t.TempDir(),
+		Paths: notify.Paths{Draft: DraftPath, File: DigestFilePath},
+		Now:   clock.Now, Interval: 5 * time.Millisecond, MaxBytes: 60_000, LinkKey: key, SpillDir: t.TempDir(),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -68,10 +68,39 @@ func retryAfter(d time.Duration) string {
 	return strconv.FormatInt(max(1, int64((d+time.Second-1)/time.Second)), 10)
 }
 
-// fieldError is a request that decoded but has a field of the wrong type.
-type fieldError struct{ Field, Msg string }
+// fieldError is a request that decoded but has a field of the wrong type: a
+// catalogue key and its arguments, as the domain packages' validation errors.
+type fieldError struct {
+	Field, Key string
+	Args       []any
+}
 
-func (e *fieldError) Error() string { return "handlers: " + e.Field + ": " + e.Msg }
+func (e *fieldError) Error() string { return "handlers: " + e.Field + ": " + e.Key }
+
+// message is a catalogue key with its arguments: what every domain package's
+// validation error holds for a field (comments.FieldError, drafts.FieldError,
+// accounts.Problem), so that one function translates them all.
+type message = struct {
+	Key  string
+	Args []any
+}
+
+// fieldProblem is any of the domain packages' field errors: each is a message.
+type fieldProblem interface{ ~message }
+
+// fieldMessages translates a validation error's fields into t's language.
+func fieldMessages[F fieldProblem](t tr, fields map[string]F) map[string]string {
+	out := make(map[string]string, len(fields))
+	for f, p := range fields {
+		m := message(p)
+		out[f] = t.T(m.Key, m.Args...)
+	}
+	return out
+}
+
+// apiLang is the API's language: its problem documents say in English what
+// the pages say in the person's.
+var apiLang = tr{Lang: langEN}
 
 // statusClientClosed is nginx's convention for a request whose client hung up.
 const statusClientClosed = 499
@@ -123,20 +152,15 @@ func classify(err error) (status int, code string, fields map[string]string) {
 	case errors.Is(err, comments.ErrDraftFull):
 		// Not an outage, and no retry will help: the draft holds all it may.
 		return http.StatusServiceUnavailable, "draft_full", nil
+	// The API speaks English; the pages translate the same keys themselves.
 	case errors.As(err, &cve):
-		return http.StatusUnprocessableEntity, "invalid", cve.Fields
+		return http.StatusUnprocessableEntity, "invalid", fieldMessages(apiLang, cve.Fields)
 	case errors.As(err, &dve):
-		return http.StatusUnprocessableEntity, "invalid", dve.Fields
+		return http.StatusUnprocessableEntity, "invalid", fieldMessages(apiLang, dve.Fields)
 	case errors.As(err, &fe):
-		return http.StatusUnprocessableEntity, "invalid", map[string]string{fe.Field: fe.Msg}
+		return http.StatusUnprocessableEntity, "invalid", map[string]string{fe.Field: apiLang.T(fe.Key, fe.Args...)}
 	case errors.As(err, &ave):
-		// The API speaks English; the pages translate the same keys themselves.
-		t := tr{Lang: langEN}
-		fields := make(map[string]string, len(ave.Fields))
-		for f, p := range ave.Fields {
-			fields[f] = t.Problem(p)
-		}
-		return http.StatusUnprocessableEntity, "invalid", fields
+		return http.StatusUnprocessableEntity, "invalid", fieldMessages(apiLang, ave.Fields)
 	case errors.As(err, &le):
 		return http.StatusTooManyRequests, "login_locked", nil
 	case errors.Is(err, accounts.ErrUnauthenticated), errors.Is(err, accounts.ErrBadCredentials):
@@ -248,10 +272,10 @@ func (s *server) handleError(err error, c echo.Context) {
 		var le *accounts.LockedError
 		errors.As(err, &le)
 		c.Response().Header().Set("Retry-After", retryAfter(le.Until.Sub(s.Now())))
-	case status == http.StatusUnauthorized && strings.HasPrefix(c.Request().URL.Path, "/api/"):
+	case status == http.StatusUnauthorized && strings.HasPrefix(c.Request().URL.Path, apiRoot):
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="consult"`)
 	}
-	if strings.HasPrefix(c.Request().URL.Path, "/api/") || c.Request().URL.Path == "/readyz" {
+	if strings.HasPrefix(c.Request().URL.Path, apiRoot) || c.Request().URL.Path == s.paths.url(routeReadyz) {
 		p := problem{Type: "about:blank", Title: titles[status], Status: status, Code: code, Errors: fields, RequestID: rid}
 		if status < 500 {
 			p.Detail = detail(err)

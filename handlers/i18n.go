@@ -190,9 +190,6 @@ func (t tr) ReceiptStatus(s comments.Status) string { return t.T("receipt.status
 func (t tr) Role(r accounts.Role) string            { return t.T("role." + string(r)) }
 func (t tr) Scope(s accounts.Scope) string          { return t.T("scope." + string(s)) }
 
-// Problem is the message for a field of an accounts.ValidationError.
-func (t tr) Problem(p accounts.Problem) string { return t.T(p.Key, p.Args...) }
-
 func (t tr) ReceiptStatusNote(s comments.Status) string {
 	return t.T("receipt.status_note." + string(s))
 }
@@ -315,8 +312,24 @@ var messages = map[lang]map[string]string{
 		"err.utf8":          "含有无法识别的字符，请重新输入。",
 		"err.section":       "所选条款不在本草案中。请返回草案重新选择，或对草案全文提出意见。",
 		"err.category":      "请从列表中选择身份类别。",
-		"err.idempotency":   "表单已失效，请刷新页面后重新提交。",
-		"err.field":         "请检查此项。",
+		"err.idempotency":   "表单已失效，请刷新页面后重新提交（表单标识最多 %d 个可打印 ASCII 字符）。",
+		"err.required":      "此项为必填项。",
+		"err.negative":      "不能为负数。",
+
+		"err.draft.id":                  "2 至 64 个字符，只能使用小写字母、数字和连字符，并以字母或数字开头。",
+		"err.draft.kind":                "应为 normative、major_decision、rule 或 other。",
+		"err.draft.closes_required":     "必填，格式为 RFC 3339，例如 2026-12-01T18:00:00+08:00。",
+		"err.draft.closes_before_opens": "应晚于开始时间（opens_at）。",
+		"err.draft.closes_past":         "应晚于开始时间（未填 opens_at 时为当前时间）。",
+		"err.draft.opens_import":        "导入征求意见时必须填写。",
+		"err.draft.opens_past":          "早于当前时间超过 %d 分钟：如要立即发布，请不填此项。",
+		"err.draft.recipients_none":     "至少填写一个电子邮箱地址。",
+		"err.draft.recipients_many":     "最多 %d 个地址。",
+		"err.draft.recipient":           "%q 不是单纯的电子邮箱地址。",
+		"err.limits.pow_bits":           "从 0（关闭）到 %d。",
+		"err.json.unknown":              "未知字段。",
+		"err.json.time":                 "时间格式为 RFC 3339，例如 2026-12-01T18:00:00+08:00。",
+		"err.json.type":                 "应为 %s 类型。",
 
 		"category.individual":   "个人",
 		"category.enterprise":   "企业",
@@ -563,8 +576,24 @@ var messages = map[lang]map[string]string{
 		"err.utf8":          "Contains characters that could not be read; please type it again.",
 		"err.section":       "The chosen section is not in this draft. Go back to the draft to choose one, or comment on the whole draft.",
 		"err.category":      "Please choose one from the list.",
-		"err.idempotency":   "This form is no longer valid; please reload the page and submit again.",
-		"err.field":         "Please check this field.",
+		"err.idempotency":   "This form is no longer valid (its idempotency key has at most %d printable ASCII characters); please reload the page and submit again.",
+		"err.required":      "This is required.",
+		"err.negative":      "Must not be negative.",
+
+		"err.draft.id":                  "2 to 64 characters: lower-case letters, digits and hyphens, starting with a letter or digit.",
+		"err.draft.kind":                "One of normative, major_decision, rule, other.",
+		"err.draft.closes_required":     "Required, in RFC 3339, e.g. 2026-12-01T18:00:00+08:00.",
+		"err.draft.closes_before_opens": "Must be after opens_at.",
+		"err.draft.closes_past":         "Must be after the opening (now, when opens_at is left out).",
+		"err.draft.opens_import":        "Required to import a consultation.",
+		"err.draft.opens_past":          "More than %d minutes past: leave it out to publish now.",
+		"err.draft.recipients_none":     "At least one e-mail address.",
+		"err.draft.recipients_many":     "At most %d addresses.",
+		"err.draft.recipient":           "%q is not a plain e-mail address.",
+		"err.limits.pow_bits":           "From 0 (off) to %d.",
+		"err.json.unknown":              "Unknown field.",
+		"err.json.time":                 "Times are RFC 3339, e.g. 2026-12-01T18:00:00+08:00.",
+		"err.json.type":                 "Must be a %s.",
 
 		"category.individual":   "Individual",
 		"category.enterprise":   "Enterprise",

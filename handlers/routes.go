@@ -9,6 +9,9 @@ import (
 	"math/rand/v2"
 	"mime"
 	"net/http"
+	"net/url"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,7 +33,9 @@ type server struct {
 	// trusted tells whether an address is one of Config.TrustedProxies.
 	trusted func(ip string) bool
 	probe   readinessProbe
-	counts  counters
+	// paths are the route table's, by name: what every link is built from.
+	paths  routePaths
+	counts counters
 	// warnEvery throttles the warnings of 503 answers.
 	warnEvery logThrottle
 }
@@ -81,10 +86,45 @@ func newServer(cfg Config) (*server, *echo.Echo, error) {
 	return s, e, nil
 }
 
+// draftPath is a draft's page, which DraftPath spells for links from outside.
+const draftPath = "/d/:id"
+
 // commentPath is the comment form's route, which the error mapper knows.
 const commentPath = "/d/:id/comment"
 
-// Register is the one route table, grouped by who may call it.
+// digestFilePath is the download route: the shape notify's links have.
+const digestFilePath = "/digests/:draft/:job/:file"
+
+// apiRoot is where the JSON API lives: every path under it, routed or not, is
+// answered with problem+json (handleError).
+const apiRoot = "/api/"
+
+// apiV1 is the prefix of the API's routes.
+const apiV1 = apiRoot + "v1"
+
+// Route names: what handlers and templates build URLs from (routePaths).
+const (
+	routeList        = "list"
+	routeDraft       = "draft"
+	routeComment     = "comment"
+	routeLookup      = "lookup"
+	routeReceipt     = "receipt"
+	routeLogin       = "login"
+	routeLogout      = "logout"
+	routeAccount     = "account"
+	routePassword    = "account.password"
+	routeTokens      = "account.tokens"
+	routeRevoke      = "account.revoke"
+	routeReadyz      = "readyz"
+	routeAPIDraft    = "api.draft"
+	routeAPIUsers    = "api.users"
+	routeDigestFile  = "digest.file"
+	routeStaticAsset = "static"
+)
+
+// Register is the one route table, grouped by who may call it. Every route a
+// page or a handler links to is named; URLs are built from the names
+// (routePaths), never spelled elsewhere.
 func (s *server) Register(e *echo.Echo) {
 	e.Use(s.requestID)
 	e.Use(s.logRequests)
@@ -95,38 +135,41 @@ func (s *server) Register(e *echo.Echo) {
 	e.Use(middleware.BodyLimit("2M"))
 
 	// Operators.
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", s.metrics)
+	e.GET("/healthz", s.healthz).Name = "healthz"
+	e.GET("/readyz", s.readyz).Name = routeReadyz
+	e.GET("/metrics", s.metrics).Name = "metrics"
 
 	// Staff: a Bearer token (a user's, or the admin token), then what its role
 	// and scope allow on the draft's bureau (accounts.Principal.May). Declared
 	// before the public group of the same prefix, whose not-found route then
 	// wins: an unknown API path is 404 to anyone, not 401.
-	staff := e.Group("/api/v1", middleware.BodyLimit("2M"), requireJSON, s.bearer)
-	staff.POST("/drafts", s.apiCreateDraft, s.may(accounts.CreateDraft))
-	staff.GET("/drafts/:id/comments", s.apiListComments, s.may(accounts.ReadComments))
-	staff.GET("/drafts/:id/events", s.apiListEvents, s.may(accounts.ReadComments))
-	staff.POST("/drafts/:id/digests", s.apiRequestDigest, s.may(accounts.ManageDraft))
-	staff.PUT("/drafts/:id/limits", s.apiSetLimits, s.may(accounts.ManageDraft))
-	staff.GET("/users", s.apiListUsers, s.may(accounts.ReadAccounts))
-	staff.POST("/users", s.apiCreateUser, s.may(accounts.ManageAccounts))
-	staff.POST("/users/:name/disable", s.apiDisableUser, s.may(accounts.ManageAccounts))
-	staff.GET("/bureaus", s.apiListBureaus, s.may(accounts.ReadAccounts))
-	staff.GET("/staff/events", s.apiListStaffEvents, s.may(accounts.ReadAccounts))
+	staff := e.Group(apiV1, middleware.BodyLimit("2M"), requireJSON, s.bearer)
+	staff.POST("/drafts", s.apiCreateDraft, s.may(accounts.CreateDraft)).Name = "api.drafts"
+	staff.GET("/drafts/:id/comments", s.apiListComments, s.may(accounts.ReadComments)).Name = "api.comments"
+	staff.GET("/drafts/:id/events", s.apiListEvents, s.may(accounts.ReadComments)).Name = "api.events"
+	staff.POST("/drafts/:id/digests", s.apiRequestDigest, s.may(accounts.ManageDraft)).Name = "api.digests"
+	staff.PUT("/drafts/:id/limits", s.apiSetLimits, s.may(accounts.ManageDraft)).Name = "api.limits"
+	staff.GET("/users", s.apiListUsers, s.may(accounts.ReadAccounts)).Name = routeAPIUsers
+	staff.POST("/users", s.apiCreateUser, s.may(accounts.ManageAccounts)).Name = routeAPIUsers
+	staff.POST("/users/:name/disable", s.apiDisableUser, s.may(accounts.ManageAccounts)).Name = "api.user.disable"
+	staff.GET("/bureaus", s.apiListBureaus, s.may(accounts.ReadAccounts)).Name = "api.bureaus"
+	staff.GET("/staff/events", s.apiListStaffEvents, s.may(accounts.ReadAccounts)).Name = "api.staff.events"
 
 	// Anyone: the JSON API. Bodies are JSON (so no cross-site HTML form can post
 	// one) and capped before decoding.
-	api := e.Group("/api/v1", middleware.BodyLimit("64K"), requireJSON)
-	api.GET("/drafts", s.apiListDrafts)
-	api.GET("/drafts/:id", s.apiGetDraft)
-	api.POST("/drafts/:id/comments", s.apiSubmitComment)
-	api.GET("/receipts/:code", s.apiGetReceipt)
+	api := e.Group(apiV1, middleware.BodyLimit("64K"), requireJSON)
+	api.GET("/drafts", s.apiListDrafts).Name = "api.drafts"
+	api.GET("/drafts/:id", s.apiGetDraft).Name = routeAPIDraft
+	api.POST("/drafts/:id/comments", s.apiSubmitComment).Name = "api.comments"
+	api.GET("/receipts/:code", s.apiGetReceipt).Name = "api.receipt"
+	// Anyone: OPTIONS on each path above, with what it allows; before any
+	// credential, since the methods of a path are no secret.
+	allowOptions(api, apiV1, e.Routes())
 
 	// Anyone holding a signed link from a digest e-mail: the link is the
 	// credential (notify signs and checks it), since its recipients need no
 	// account; a file, but answered with the pages' headers when refused.
-	e.GET(digestFilePath, s.downloadDigest, pageHeaders)
+	e.GET(digestFilePath, s.downloadDigest, pageHeaders).Name = routeDigestFile
 
 	// Anyone: the pages. Forms are read whole before the CSRF check, so that a
 	// broken body is told apart; they carry a CSRF token checked against a cookie.
@@ -135,22 +178,138 @@ func (s *server) Register(e *echo.Echo) {
 		CookieHTTPOnly: true, CookieSecure: s.Secure, CookieSameSite: http.SameSiteStrictMode,
 		ErrorHandler: func(err error, c echo.Context) error { return errCSRF },
 	}))
-	web.GET("/", s.listPage)
-	web.GET("/d/:id", s.draftPage)
-	web.GET(commentPath, s.commentForm)
-	web.POST(commentPath, s.submitComment)
-	web.GET("/receipts", s.lookupPage)
-	web.GET("/receipts/:code", s.receiptPage)
+	// Every page answers HEAD as it answers GET (getHead).
+	named(routeList, web.Match(getHead, "/", s.listPage))
+	named(routeDraft, web.Match(getHead, draftPath, s.draftPage))
+	named(routeComment, web.Match(getHead, commentPath, s.commentForm))
+	web.POST(commentPath, s.submitComment).Name = routeComment
+	named(routeLookup, web.Match(getHead, "/receipts", s.lookupPage))
+	named(routeReceipt, web.Match(getHead, "/receipts/:code", s.receiptPage))
 
 	// Staff: the pages, with a session (a cookie) and the same CSRF check.
-	web.GET("/login", s.loginPage)
-	web.POST("/login", s.login)
-	web.POST("/logout", s.logout)
-	web.GET("/account", s.accountPage, s.signedIn, s.may(accounts.OwnAccount))
-	web.POST("/account/password", s.changePassword, s.signedIn, s.may(accounts.OwnAccount))
-	web.POST("/account/tokens", s.createToken, s.signedIn, s.may(accounts.OwnAccount))
-	web.POST("/account/tokens/:token/revoke", s.revokeToken, s.signedIn, s.may(accounts.OwnAccount))
-	e.GET("/static/*", s.assets, pageHeaders)
+	named(routeLogin, web.Match(getHead, "/login", s.loginPage))
+	web.POST("/login", s.login).Name = routeLogin
+	web.POST("/logout", s.logout).Name = routeLogout
+	named(routeAccount, web.Match(getHead, "/account", s.accountPage, s.signedIn, s.may(accounts.OwnAccount)))
+	web.POST("/account/password", s.changePassword, s.signedIn, s.may(accounts.OwnAccount)).Name = routePassword
+	web.POST("/account/tokens", s.createToken, s.signedIn, s.may(accounts.OwnAccount)).Name = routeTokens
+	web.POST("/account/tokens/:token/revoke", s.revokeToken, s.signedIn, s.may(accounts.OwnAccount)).Name = routeRevoke
+	named(routeStaticAsset, e.Match(getHead, "/static/*", s.assets, pageHeaders))
+
+	s.paths = newRoutePaths(e.Routes())
+	s.pages.paths = s.paths
+}
+
+// getHead are the methods of a page: a HEAD is answered as the GET, whose body
+// net/http then drops.
+var getHead = []string{http.MethodGet, http.MethodHead}
+
+// named names routes registered together (Match).
+func named(name string, rs []*echo.Route) {
+	for _, r := range rs {
+		r.Name = name
+	}
+}
+
+// allowOptions answers OPTIONS on every path of rs under prefix (g's) with
+// 204 and an Allow header naming the path's methods. A path that is no route
+// stays 404, to anyone.
+func allowOptions(g *echo.Group, prefix string, rs []*echo.Route) {
+	allow := map[string][]string{}
+	for _, r := range rs {
+		if r.Method != echo.RouteNotFound && strings.HasPrefix(r.Path, prefix+"/") {
+			allow[r.Path] = append(allow[r.Path], r.Method)
+		}
+	}
+	for p, methods := range allow {
+		methods = append(methods, http.MethodOptions)
+		sort.Strings(methods)
+		v := strings.Join(slices.Compact(methods), ", ")
+		g.OPTIONS(strings.TrimPrefix(p, prefix), func(c echo.Context) error {
+			c.Response().Header().Set(echo.HeaderAllow, v)
+			return c.NoContent(http.StatusNoContent)
+		}).Name = "options"
+	}
+}
+
+// routePaths are the route table's paths by route name (echo's Route.Name).
+// Every URL a handler or a page links to is built from them, so that a route
+// moves in one place. A name given to routes of two different paths has none.
+type routePaths map[string]string
+
+func newRoutePaths(rs []*echo.Route) routePaths {
+	p, twice := routePaths{}, map[string]bool{}
+	for _, r := range rs {
+		if old, ok := p[r.Name]; ok && old != r.Path {
+			twice[r.Name] = true
+		}
+		p[r.Name] = r.Path
+	}
+	for n := range twice {
+		delete(p, n)
+	}
+	return p
+}
+
+// path is the named route's path with params, path-escaped, in place of its
+// parameters (":id", "*"), in order. An unknown name or a wrong number of
+// params is an error: a page that would link to nowhere fails to render (and
+// its test fails).
+func (p routePaths) path(name string, params ...string) (string, error) {
+	pattern, ok := p[name]
+	if !ok {
+		return "", fmt.Errorf("handlers: no route named %q", name)
+	}
+	return fill(name, pattern, params...)
+}
+
+// DraftPath is the path of a draft's page, and DigestFilePath of the download
+// of a digest job's file: the route table's, for links made outside a request
+// (the digest e-mails: cmd passes them to notify.Paths; the log).
+func DraftPath(id string) string { return mustFill(routeDraft, draftPath, id) }
+
+func DigestFilePath(draftID, job, file string) string {
+	return mustFill(routeDigestFile, digestFilePath, draftID, job, file)
+}
+
+func mustFill(name, pattern string, params ...string) string {
+	u, err := fill(name, pattern, params...)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+// fill puts params, path-escaped, in place of pattern's parameters.
+func fill(name, pattern string, params ...string) (string, error) {
+	var b strings.Builder
+	n := 0
+	for seg := range strings.SplitSeq(strings.TrimPrefix(pattern, "/"), "/") {
+		b.WriteByte('/')
+		if strings.HasPrefix(seg, ":") || seg == "*" {
+			if n == len(params) {
+				return "", fmt.Errorf("handlers: route %q (%s) takes more than %d parameters", name, pattern, len(params))
+			}
+			b.WriteString(url.PathEscape(params[n]))
+			n++
+			continue
+		}
+		b.WriteString(seg)
+	}
+	if n != len(params) {
+		return "", fmt.Errorf("handlers: route %q (%s) takes %d parameters, not %d", name, pattern, n, len(params))
+	}
+	return b.String(), nil
+}
+
+// url is path for the handlers' own, constant names: a wrong one is a bug,
+// which every test of the handler finds (a panic, answered 500 by Recover).
+func (p routePaths) url(name string, params ...string) string {
+	u, err := p.path(name, params...)
+	if err != nil {
+		panic(err)
+	}
+	return u
 }
 
 // pageHeaders are the security headers of the pages. JSON answers get only

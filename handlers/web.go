@@ -30,6 +30,8 @@ type pages struct {
 	files map[string]static.Asset // by hashed file name
 	urls  map[string]string       // asset name -> /static/<hashed name>
 	zone  *time.Location
+	// paths are the route table's (set by Register): the templates' links.
+	paths routePaths
 }
 
 var pageNames = []string{"list", "draft", "comment", "receipt", "lookup", "error", "thanks", "login", "account"}
@@ -53,6 +55,15 @@ func newPages(loc *time.Location) (*pages, error) {
 				return "", fmt.Errorf("no asset %q", name)
 			}
 			return u, nil
+		},
+		// path is the URL of a named route (routePaths): {{path "draft" .ID}}.
+		// An unknown name, or a wrong number of parameters, fails the page.
+		"path": func(name string, params ...any) (string, error) {
+			ps := make([]string, len(params))
+			for i, v := range params {
+				ps[i] = fmt.Sprint(v)
+			}
+			return p.paths.path(name, ps...)
 		},
 	}
 	base, err := template.New("layout.html").Funcs(funcs).ParseFS(static.Templates(), "layout.html")
@@ -349,7 +360,7 @@ func (s *server) submitComment(c echo.Context) error {
 	}
 	r, err := s.submit(c, d, sub, form.Get("pow_challenge"), form.Get("pow_nonce"))
 	if err == nil {
-		return c.Redirect(http.StatusSeeOther, "/receipts/"+url.PathEscape(r.Code)+"?new=1")
+		return c.Redirect(http.StatusSeeOther, s.paths.url(routeReceipt, r.Code)+"?new=1")
 	}
 	return s.formAgain(c, d, sub, err)
 }
@@ -376,7 +387,7 @@ func (s *server) formAgain(c echo.Context, d drafts.Draft, sub comments.Submissi
 	if sub.Section != "" {
 		q.Set("section", sub.Section)
 	}
-	v.SwitchURL = "/d/" + url.PathEscape(d.ID) + "/comment?" + q.Encode()
+	v.SwitchURL = s.paths.url(routeComment, d.ID) + "?" + q.Encode()
 	f := s.newForm(c, v.tr, d)
 	f.setSection(v.tr, sub.Section) // an unknown one falls back to the whole draft, and says so
 	f.Body, f.Name, f.Contact = strings.ToValidUTF8(sub.Body, "\uFFFD"), strings.ToValidUTF8(sub.Name, "\uFFFD"), strings.ToValidUTF8(sub.Contact, "\uFFFD")
@@ -395,7 +406,8 @@ func (s *server) formAgain(c echo.Context, d drafts.Draft, sub comments.Submissi
 	switch {
 	case errors.As(err, &ve):
 		status = http.StatusUnprocessableEntity
-		f.Errors, f.ErrorList = fieldMessages(v.tr, sub, ve.Fields)
+		f.Errors = fieldMessages(v.tr, ve.Fields)
+		f.ErrorList = errorList(v.tr, f.Errors)
 		if _, bad := ve.Fields["idempotency_key"]; bad {
 			f.IdempotencyKey = newIdempotencyKey()
 		}
@@ -502,50 +514,9 @@ var fieldOrder = []struct{ field, id, label string }{
 	{"idempotency_key", "body", "form.title"},
 }
 
-// fieldMessages localizes a validation error. The domain says which field is wrong;
-// why is worked out again here from the same limits, so that the message can give
-// the numbers in the person's language without parsing English.
-func fieldMessages(t tr, sub comments.Submission, fields map[string]string) (map[string]string, []fieldMsg) {
-	n := sub
-	comments.Normalize(&n)
-	length := func(v string, limit int) string {
-		switch c := runeCount(v); {
-		case !utf8.ValidString(v):
-			return t.T("err.utf8")
-		case c > limit:
-			return t.T("err.too_long", limit, c)
-		}
-		return t.T("err.field")
-	}
-	msgs := map[string]string{}
-	for f := range fields {
-		switch f {
-		case "body":
-			c := runeCount(n.Body)
-			switch {
-			case !utf8.ValidString(n.Body):
-				msgs[f] = t.T("err.utf8")
-			case c > comments.MaxBody:
-				msgs[f] = t.T("err.body.too_long", comments.MaxBody, c, c-comments.MaxBody)
-			case strings.TrimSpace(n.Body) == "":
-				msgs[f] = t.T("err.body.required")
-			default:
-				msgs[f] = t.T("err.field")
-			}
-		case "name":
-			msgs[f] = length(n.Name, comments.MaxName)
-		case "contact":
-			msgs[f] = length(n.Contact, comments.MaxContact)
-		case "section":
-			msgs[f] = t.T("err.section")
-		case "category":
-			msgs[f] = t.T("err.category")
-		case "idempotency_key":
-			msgs[f] = t.T("err.idempotency")
-		default:
-			msgs[f] = t.T("err.field")
-		}
-	}
+// errorList is the error summary: the fields' messages in the order of the
+// form, then any other field's, by name.
+func errorList(t tr, msgs map[string]string) []fieldMsg {
 	var list []fieldMsg
 	known := map[string]bool{}
 	for _, o := range fieldOrder {
@@ -564,7 +535,7 @@ func fieldMessages(t tr, sub comments.Submission, fields map[string]string) (map
 	for _, f := range rest {
 		list = append(list, fieldMsg{ID: "comment-form", Label: t.T("form.title"), Msg: msgs[f]})
 	}
-	return msgs, list
+	return list
 }
 
 func runeCount(s string) int { return utf8.RuneCountInString(s) }
@@ -640,7 +611,7 @@ func (s *server) lookupPage(c echo.Context) error {
 	code := typedCode(c.QueryParam("code"))
 	data := lookupData{Code: code}
 	if code != "" {
-		v.SwitchURL = "/receipts?" + url.Values{"code": {code}, "lang": {v.Lang.other().short()}}.Encode()
+		v.SwitchURL = s.paths.url(routeLookup) + "?" + url.Values{"code": {code}, "lang": {v.Lang.other().short()}}.Encode()
 	}
 	status := http.StatusOK
 	if code != "" {
@@ -694,7 +665,7 @@ func (s *server) lookupFailed(c echo.Context, code string, err error) error {
 	default:
 		return err
 	}
-	v.SwitchURL = "/receipts?" + url.Values{"code": {data.Code}, "lang": {v.Lang.other().short()}}.Encode()
+	v.SwitchURL = s.paths.url(routeLookup) + "?" + url.Values{"code": {data.Code}, "lang": {v.Lang.other().short()}}.Encode()
 	v.Title, v.Page = v.T("lookup.title"), data
 	return s.render(c, status, "lookup", v)
 }
@@ -754,9 +725,8 @@ func (s *server) errorPage(c echo.Context, status int, code string) error {
 		data.Ref = c.Response().Header().Get(echo.HeaderXRequestID)
 	}
 	// A form that could not be taken links back to itself, so the person can try again.
-	path := c.Request().URL.Path
-	if c.Request().Method == http.MethodPost && strings.HasPrefix(path, "/d/") && strings.HasSuffix(path, "/comment") {
-		back := path
+	if c.Request().Method == http.MethodPost && c.Path() == commentPath {
+		back := samePath(c.Request().URL.Path)
 		if pf := c.Request().PostForm; pf != nil && pf.Get("section") != "" {
 			back += "?section=" + url.QueryEscape(pf.Get("section"))
 		}

@@ -225,7 +225,7 @@ func TestCatalogueComplete(t *testing.T) {
 			t.Errorf("no category %s", c)
 		}
 	}
-	for _, st := range []comments.Status{comments.StatusQueued, comments.StatusAccepted, comments.StatusRejected} {
+	for _, st := range []comments.Status{comments.StatusQueued, comments.StatusStored, comments.StatusRejected} {
 		if _, ok := messages[langZH]["receipt.status."+string(st)]; !ok {
 			t.Errorf("no receipt status %s", st)
 		}

@@ -155,7 +155,7 @@ func (e *storeEnv) scheduler(t *testing.T, maxBytes int64) *Scheduler {
 	}
 	// A client of its own: a replica shares nothing with another but Redis.
 	s, err := NewScheduler(e.redis.Client(t), e.ds, e.cs, m, Config{
-		From: testFrom, BaseURL: "https://consult.example.gov.cn", Location: shanghai,
+		From: testFrom, BaseURL: "https://consult.example.gov.cn", Paths: testPaths, Location: shanghai,
 		Logger: slog.New(slog.NewTextHandler(e.logs, nil)), Now: e.clock.Now, Interval: 5 * time.Millisecond,
 		MaxBytes: maxBytes, LinkKey: testLinkKey, SpillDir: e.spill,
 	})
@@ -192,7 +192,7 @@ func jobLinks(t *testing.T, s *Scheduler, draftID, jobName string) map[string]*u
 	}
 	out := map[string]*url.URL{}
 	for _, f := range linkFiles {
-		u, err := url.Parse(linkURL(s.cfg.BaseURL, s.cfg.LinkKey, draftID, jobName, f, r.Expires))
+		u, err := url.Parse(linkURL(s.cfg.BaseURL, s.cfg.Paths, s.cfg.LinkKey, draftID, jobName, f, r.Expires))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -441,7 +441,7 @@ func buildMemory(t *testing.T, n int) buildMem {
 			c := comments.Comment{Code: fmt.Sprintf("7-GEN%08d", i), Entry: fmt.Sprintf("%d-0", i+1), DraftID: d.ID,
 				Section: sub.Section, Body: sub.Body, Name: sub.Name, Contact: sub.Contact, Category: sub.Category,
 				PublishName: sub.PublishName, ReceivedAt: time.UnixMilli(1_790_000_000_000 + int64(i)), SHA256: strings.Repeat("ab", 32),
-				Status: comments.StatusAccepted, Duplicate: i%50 == 0}
+				Status: comments.StatusStored, Duplicate: i%50 == 0}
 			if i%1000 == 999 {
 				c.Section = fmt.Sprintf("gone-%d", i%5) // a few anchors the draft lacks
 			}

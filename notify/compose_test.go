@@ -15,8 +15,17 @@ import (
 
 var fixtureExpires = at("2026-12-31T10:05:00Z")
 
+// testPaths are the web layer's paths, as cmd passes them (handlers.DraftPath,
+// handlers.DigestFilePath); notify cannot import handlers.
+var testPaths = Paths{
+	Draft: func(id string) string { return "/d/" + url.PathEscape(id) },
+	File: func(draftID, job, file string) string {
+		return "/digests/" + url.PathEscape(draftID) + "/" + url.PathEscape(job) + "/" + url.PathEscape(file)
+	},
+}
+
 func fixtureLinks(file string) string {
-	return linkURL("https://consult.example.gov.cn/", testLinkKey, "hongya-fazhi-2026", finalJob, file, fixtureExpires)
+	return linkURL("https://consult.example.gov.cn/", testPaths, testLinkKey, "hongya-fazhi-2026", finalJob, file, fixtureExpires)
 }
 
 // TestMailBody: a digest whose message fits goes whole, and the estimate of
@@ -161,7 +170,7 @@ func TestSummaryDelivered(t *testing.T) {
 func TestLinks(t *testing.T) {
 	now := at("2026-12-02T00:00:00Z")
 	exp := now.Add(time.Hour)
-	u, err := url.Parse(linkURL("https://consult.example.gov.cn", testLinkKey, "d-1", "interim-1764547200000", FileCSV, exp))
+	u, err := url.Parse(linkURL("https://consult.example.gov.cn", testPaths, testLinkKey, "d-1", "interim-1764547200000", FileCSV, exp))
 	if err != nil {
 		t.Fatal(err)
 	}

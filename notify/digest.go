@@ -48,8 +48,10 @@ type Options struct {
 	// Location is the zone times are shown in; nil means Asia/Shanghai.
 	Location *time.Location
 	// BaseURL is the public site ("https://consult.example.gov.cn"); the digest
-	// links to the draft's page under it. Empty means no links.
+	// links to the draft's page under it (Paths.Draft). Empty, or no
+	// Paths.Draft, means no links.
 	BaseURL string
+	Paths   Paths
 	// GeneratedAt is when the digest was made, shown in its footer.
 	GeneratedAt time.Time
 	// Until is the position of the newest entry of the draft's record the digest
@@ -186,8 +188,8 @@ func Build(d drafts.Draft, src Source, o Options) (*Digest, error) {
 			dg.UntilAt = time.UnixMilli(n).In(loc)
 		}
 	}
-	if o.BaseURL != "" {
-		dg.DraftURL = strings.TrimRight(o.BaseURL, "/") + "/d/" + url.PathEscape(d.ID)
+	if o.BaseURL != "" && o.Paths.Draft != nil {
+		dg.DraftURL = strings.TrimRight(o.BaseURL, "/") + o.Paths.Draft(d.ID)
 	}
 	sp, err := newSpill(o.Dir)
 	if err != nil {

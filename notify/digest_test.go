@@ -79,7 +79,7 @@ func fixtureComments() []comments.Comment {
 	}
 	for i := range cs {
 		cs[i].Entry = fmt.Sprintf("%d-0", cs[i].ReceivedAt.UnixMilli())
-		cs[i].Status = comments.StatusAccepted
+		cs[i].Status = comments.StatusStored
 	}
 	return cs
 }
@@ -125,6 +125,7 @@ func fixtureDigest(t *testing.T, a Audience) *Digest {
 		Audience:    a,
 		Location:    shanghai,
 		BaseURL:     "https://consult.example.gov.cn/",
+		Paths:       testPaths,
 		GeneratedAt: at("2026-12-01T10:05:00Z"),
 		Until:       fixtureHead,
 	})

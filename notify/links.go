@@ -25,15 +25,26 @@ import (
 
 // A digest too large to e-mail links to its files instead. A link is
 //
-//	{BaseURL}/digests/{draft}/{job}/{file}?exp={unix seconds}&sig={HMAC-SHA256}
+//	{BaseURL}{Paths.File(draft, job, file)}?exp={unix seconds}&sig={HMAC-SHA256}
 //
-// (served by the route of the same shape in handlers.Register), signed with a
+// (served by that route of handlers.Register: /digests/{draft}/{job}/{file}), signed with a
 // key every replica shares, so that any replica can check it and rebuild the
 // file it names from Redis: a job's range is fixed (see jobRange), so the file
 // is the same, byte for byte, wherever and whenever it is built. Until staff
 // accounts exist the link is the credential, and the bureau's copy it leads to
 // holds contacts: it is unguessable (256 bits of MAC), expires, is compared in
 // constant time, and is never logged.
+
+// Paths are the paths of the web site's routes that a digest links to: the
+// web layer's, from its route table (cmd passes handlers.DraftPath and
+// handlers.DigestFilePath), so that a route moves in one place and the
+// download route is the one that reads what notify signs.
+type Paths struct {
+	// Draft is the path of a draft's page.
+	Draft func(draftID string) string
+	// File is the path of the download of one of a digest job's files.
+	File func(draftID, job, file string) string
+}
 
 // The files a link may name.
 const (
@@ -130,13 +141,13 @@ func linkMAC(key LinkKey, draftID, job, file string, exp int64) []byte {
 	return m.Sum(nil)
 }
 
-// linkURL is the one function that spells a download link.
-func linkURL(baseURL string, key LinkKey, draftID, job, file string, exp time.Time) string {
+// linkURL is the one function that makes a download link, on the path the web
+// layer's route gives.
+func linkURL(baseURL string, paths Paths, key LinkKey, draftID, job, file string, exp time.Time) string {
 	q := url.Values{}
 	q.Set("exp", strconv.FormatInt(exp.Unix(), 10))
 	q.Set("sig", base64.RawURLEncoding.EncodeToString(linkMAC(key, draftID, job, file, exp.Unix())))
-	return strings.TrimRight(baseURL, "/") + "/digests/" + url.PathEscape(draftID) + "/" + url.PathEscape(job) + "/" +
-		url.PathEscape(file) + "?" + q.Encode()
+	return strings.TrimRight(baseURL, "/") + paths.File(draftID, job, file) + "?" + q.Encode()
 }
 
 // checkLink reports whether a link was signed with key and is still valid at

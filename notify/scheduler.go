@@ -52,13 +52,16 @@ type commentSource interface {
 // finalJob names a draft's final digest; interim digests are "interim-<unix ms>".
 const finalJob = "final"
 
-// Config configures a Scheduler. Only From is required.
+// Config configures a Scheduler. From, LinkKey and Paths are required.
 type Config struct {
 	// From is the sender, such as "意见征集 <noreply@consult.example.gov.cn>"; its
 	// domain also ends every Message-ID.
 	From string
-	// BaseURL is the public site the digest links to; empty means no links.
+	// BaseURL is the public site the digest links to; empty means no link to
+	// the draft's page (a download link is then a path alone).
 	BaseURL string
+	// Paths are the site's paths a digest links to (required).
+	Paths Paths
 	// Location is the zone the digest shows times in; nil means Asia/Shanghai.
 	Location *time.Location
 	// Logger receives one line per delivery and per failure; nil means
@@ -151,6 +154,9 @@ func NewScheduler(rdb redis.UniversalClient, ds draftSource, cs commentSource, m
 	}
 	if cfg.MaxBytes < 2*mimeAllowance {
 		return nil, fmt.Errorf("notify: scheduler: MaxBytes %d is too small for any e-mail", cfg.MaxBytes)
+	}
+	if cfg.Paths.Draft == nil || cfg.Paths.File == nil {
+		return nil, errors.New("notify: scheduler: Paths (the web site's draft and file paths) are required")
 	}
 	if len(cfg.LinkKey) < MinLinkKey {
 		return nil, fmt.Errorf("notify: scheduler: LinkKey must have at least %d bytes", MinLinkKey)
@@ -542,6 +548,7 @@ func (s *Scheduler) build(ctx context.Context, d drafts.Draft, j job, r jobRange
 		Interim:     !j.final(),
 		Location:    s.cfg.Location,
 		BaseURL:     s.cfg.BaseURL,
+		Paths:       s.cfg.Paths,
 		GeneratedAt: r.GeneratedAt,
 		Until:       r.Until,
 		Dir:         s.cfg.SpillDir,
@@ -561,7 +568,9 @@ func (s *Scheduler) compose(ctx context.Context, d drafts.Draft, j job, r jobRan
 		return Rendered{}, coverage{}, err
 	}
 	defer dg.Close()
-	links := func(file string) string { return linkURL(s.cfg.BaseURL, s.cfg.LinkKey, d.ID, j.name, file, r.Expires) }
+	links := func(file string) string {
+		return linkURL(s.cfg.BaseURL, s.cfg.Paths, s.cfg.LinkKey, d.ID, j.name, file, r.Expires)
+	}
 	mail, whole, err := mailBody(dg, s.cfg.MaxBytes, links, r.Expires)
 	if err != nil {
 		return Rendered{}, coverage{}, err
@@ -698,7 +707,7 @@ func (s *Scheduler) workLeased(ctx context.Context, j job, token string) error {
 		}
 		if !counts.Settled() {
 			s.log.Debug("notify: digest waits for queued comments", "draft", d.ID,
-				"submitted", counts.Submitted, "accepted", counts.Accepted, "rejected", counts.Rejected)
+				"submitted", counts.Submitted, "stored", counts.Stored, "rejected", counts.Rejected)
 			return nil
 		}
 	}

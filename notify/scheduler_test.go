@@ -84,7 +84,7 @@ func (f *fakeComments) Each(_ context.Context, id, until string, fn func(comment
 		if compareEntries(c.Entry, until) > 0 {
 			return nil
 		}
-		if c.Status != comments.StatusAccepted {
+		if c.Status != comments.StatusStored {
 			continue
 		}
 		if err := fn(c); err != nil {
@@ -212,6 +212,7 @@ func (e *env) scheduler(t *testing.T, separate bool, mods ...func(*Config)) *Sch
 	cfg := Config{
 		From:      testFrom,
 		BaseURL:   "https://consult.example.gov.cn",
+		Paths:     testPaths,
 		Location:  shanghai,
 		Logger:    slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:       e.clock.Now,
@@ -242,7 +243,7 @@ func (e *env) addDraft(id string, recipients ...string) drafts.Draft {
 		cs[i].DraftID = id
 	}
 	n := int64(len(cs))
-	e.comments.set(id, cs, comments.Counts{Submitted: n + 1, Accepted: n, Rejected: 1}, false)
+	e.comments.set(id, cs, comments.Counts{Submitted: n + 1, Stored: n, Rejected: 1}, false)
 	return d
 }
 
@@ -351,7 +352,7 @@ func TestSchedulerSendsOnceAfterClose(t *testing.T) {
 	msgs = e.smtp.Messages()
 	// FZB@ is the same mailbox as fzb@: one message.
 	sameCounts(t, byRecipient(msgs), map[string]int{"fzb@hongya.example.gov.cn": 1, "director@hongya.example.gov.cn": 1})
-	r := wholeMail(t, build(t, d, e.comments.cs[d.ID], Options{Location: shanghai, BaseURL: "https://consult.example.gov.cn",
+	r := wholeMail(t, build(t, d, e.comments.cs[d.ID], Options{Location: shanghai, BaseURL: "https://consult.example.gov.cn", Paths: testPaths,
 		GeneratedAt: e.clock.Now(), Until: fixtureHead}))
 	for _, m := range msgs {
 		want, _ := MessageID(d.ID, finalJob, m.To[0], testFrom)
@@ -474,7 +475,7 @@ func TestSchedulerWaits(t *testing.T) {
 
 	// Closed, but one comment queued in time is not processed yet.
 	cs := fixtureComments()
-	e.comments.set(d.ID, cs[:5], comments.Counts{Submitted: 7, Accepted: 5, Rejected: 1}, true)
+	e.comments.set(d.ID, cs[:5], comments.Counts{Submitted: 7, Stored: 5, Rejected: 1}, true)
 	tick(t, s)
 	tick(t, s)
 	if n := len(e.smtp.Messages()); n != 0 {
@@ -482,7 +483,7 @@ func TestSchedulerWaits(t *testing.T) {
 	}
 
 	// The worker stores it: the digest goes out with all six.
-	e.comments.set(d.ID, cs, comments.Counts{Submitted: 7, Accepted: 6, Rejected: 1}, true)
+	e.comments.set(d.ID, cs, comments.Counts{Submitted: 7, Stored: 6, Rejected: 1}, true)
 	tick(t, s)
 	msgs := e.smtp.WaitFor(t, 1, 5*time.Second)
 	p := msgs[0].Parse(t)
@@ -675,21 +676,22 @@ func TestNewSchedulerChecksConfig(t *testing.T) {
 	e := newEnv(t, smtptest.Options{})
 	m, _ := NewOutbox(t.TempDir(), nil)
 	for _, c := range []Config{
-		{From: "", LinkKey: testLinkKey},
-		{From: "no-domain", LinkKey: testLinkKey},
-		{From: testFrom},
-		{From: testFrom, LinkKey: testLinkKey[:MinLinkKey-1]},
-		{From: testFrom, LinkKey: testLinkKey, MaxBytes: 1000},
-		{From: testFrom, LinkKey: testLinkKey, LeaseTTL: time.Millisecond},
+		{From: "", LinkKey: testLinkKey, Paths: testPaths},
+		{From: "no-domain", LinkKey: testLinkKey, Paths: testPaths},
+		{From: testFrom, Paths: testPaths},
+		{From: testFrom, LinkKey: testLinkKey[:MinLinkKey-1], Paths: testPaths},
+		{From: testFrom, LinkKey: testLinkKey, MaxBytes: 1000, Paths: testPaths},
+		{From: testFrom, LinkKey: testLinkKey, LeaseTTL: time.Millisecond, Paths: testPaths},
+		{From: testFrom, LinkKey: testLinkKey},
 	} {
 		if _, err := NewScheduler(e.rdb, e.drafts, e.comments, m, c); err == nil {
 			t.Errorf("NewScheduler accepted %+v", c)
 		}
 	}
-	if _, err := NewScheduler(e.rdb, e.drafts, e.comments, nil, Config{From: testFrom, LinkKey: testLinkKey}); err == nil {
+	if _, err := NewScheduler(e.rdb, e.drafts, e.comments, nil, Config{From: testFrom, LinkKey: testLinkKey, Paths: testPaths}); err == nil {
 		t.Error("NewScheduler accepted a nil mailer")
 	}
-	s, err := NewScheduler(e.rdb, e.drafts, e.comments, m, Config{From: testFrom, LinkKey: testLinkKey})
+	s, err := NewScheduler(e.rdb, e.drafts, e.comments, m, Config{From: testFrom, LinkKey: testLinkKey, Paths: testPaths})
 	if err != nil {
 		t.Fatal(err)
 	}

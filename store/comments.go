@@ -287,8 +287,8 @@ func (s *Comments) entry(ctx context.Context, draftID, id string) (comments.Comm
 }
 
 // groupState is how far the workers' consumer group has come over a range of
-// entries: an entry is accepted once it was delivered and is no longer pending
-// (the settle script acknowledges only what it accepted).
+// entries: an entry is stored once it was delivered and is no longer pending
+// (the settle script acknowledges only what it stored).
 type groupState struct {
 	lastDelivered string
 	pending       map[string]bool
@@ -301,7 +301,7 @@ func (g groupState) status(r record) comments.Status {
 	case g.pending[r.entry] || compareIDs(r.entry, g.lastDelivered) > 0:
 		return comments.StatusQueued
 	}
-	return comments.StatusAccepted
+	return comments.StatusStored
 }
 
 // group reads the consumer group's progress over the entries first..last.
@@ -378,7 +378,7 @@ func readCounts(ctx context.Context, rdb redis.UniversalClient, draftID string) 
 		i, _ := strconv.ParseInt(str, 10, 64)
 		return i
 	}
-	return comments.Counts{Submitted: xlen.Val(), Accepted: n(v[0]), Rejected: n(v[1])}, nil
+	return comments.Counts{Submitted: xlen.Val(), Stored: n(v[0]), Rejected: n(v[1])}, nil
 }
 
 // WindowClosed reports whether the draft's window is closed by the Redis server's
@@ -463,7 +463,7 @@ func (s *Comments) Page(ctx context.Context, draftID, after string, limit int64)
 	return cs, next, nil
 }
 
-// All returns every accepted comment of a draft in the order received. It holds
+// All returns every stored comment of a draft in the order received. It holds
 // them all in memory: for tests and small drafts; the digest uses Each.
 func (s *Comments) All(ctx context.Context, draftID string) ([]comments.Comment, error) {
 	var out []comments.Comment
@@ -471,7 +471,7 @@ func (s *Comments) All(ctx context.Context, draftID string) ([]comments.Comment,
 	return out, err
 }
 
-// Each calls fn with every accepted comment of a draft received up to the
+// Each calls fn with every stored comment of a draft received up to the
 // stream position until ("" = everything so far), in the order received, reading
 // a page at a time: memory stays that of one page whatever the draft's size.
 // It stops at fn's first error and returns it.
@@ -489,7 +489,7 @@ func (s *Comments) Each(ctx context.Context, draftID, until string, fn func(comm
 			if until != "" && compareIDs(c.Entry, until) > 0 {
 				return nil
 			}
-			if c.Status != comments.StatusAccepted {
+			if c.Status != comments.StatusStored {
 				continue
 			}
 			if err := fn(c); err != nil {

@@ -74,7 +74,7 @@ func TestSubmitWindowAndIdempotency(t *testing.T) {
 	}
 	var ve *comments.ValidationError
 	_, err = s.Submit(ctx, comments.Submission{DraftID: d.ID, Section: "nope", Body: strings.Repeat("长", comments.MaxBody+1), Category: "alien"})
-	if !errors.As(err, &ve) || ve.Fields["section"] == "" || ve.Fields["body"] == "" || ve.Fields["category"] == "" {
+	if !errors.As(err, &ve) || ve.Fields["section"].Key == "" || ve.Fields["body"].Key == "" || ve.Fields["category"].Key == "" {
 		t.Fatalf("invalid submission: %v", err)
 	}
 	if _, err := s.Submit(ctx, comments.Submission{DraftID: "missing", Body: "x"}); !errors.Is(err, drafts.ErrNotFound) {
@@ -187,7 +187,7 @@ func TestWorkerStoresOnceAndClaimsFromCrashedWorker(t *testing.T) {
 		}
 	}
 	for code := range map[string]bool{all[0].Code: true, all[n-1].Code: true} {
-		if st, err := s.Lookup(ctx, code); err != nil || st.Status != comments.StatusAccepted {
+		if st, err := s.Lookup(ctx, code); err != nil || st.Status != comments.StatusStored {
 			t.Fatalf("lookup %s after settling: %+v %v", code, st, err)
 		}
 	}
@@ -200,7 +200,7 @@ func TestWorkerStoresOnceAndClaimsFromCrashedWorker(t *testing.T) {
 	}
 	c, _ := s.Counts(ctx, d.ID)
 	// The poison entry counts as submitted and rejected: every entry is settled once.
-	if c.Submitted != n+1 || c.Accepted != n || c.Rejected != 1 {
+	if c.Submitted != n+1 || c.Stored != n || c.Rejected != 1 {
 		t.Fatalf("counts %+v", c)
 	}
 }
@@ -249,7 +249,7 @@ func TestPoisonWithReceiptIsRejected(t *testing.T) {
 	}
 	cancel()
 	<-done
-	if c, _ := s.Counts(ctx, d.ID); c != (comments.Counts{Submitted: 1, Accepted: 0, Rejected: 1}) {
+	if c, _ := s.Counts(ctx, d.ID); c != (comments.Counts{Submitted: 1, Stored: 0, Rejected: 1}) {
 		t.Fatalf("counts %+v", c)
 	}
 	st, err := s.Lookup(ctx, r.Code)

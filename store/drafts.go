@@ -92,7 +92,7 @@ func (s *Drafts) Create(ctx context.Context, actor rec.Actor, d drafts.Draft) (d
 // and a *drafts.ValidationError without OpensAt.
 func (s *Drafts) Import(ctx context.Context, actor rec.Actor, d drafts.Draft) (drafts.Draft, error) {
 	if d.OpensAt.IsZero() {
-		return drafts.Draft{}, &drafts.ValidationError{Fields: map[string]string{"opens_at": "is required to import a consultation"}}
+		return drafts.Draft{}, drafts.Invalid("opens_at", "err.draft.opens_import")
 	}
 	return s.create(ctx, actor, d, true)
 }
@@ -166,10 +166,9 @@ func (s *Drafts) create(ctx context.Context, actor rec.Actor, d drafts.Draft, im
 	case isScriptError(err, "EXISTS"):
 		return drafts.Draft{}, drafts.ErrExists
 	case isScriptError(err, "OPENS_PAST"):
-		return drafts.Draft{}, &drafts.ValidationError{Fields: map[string]string{"opens_at": fmt.Sprintf(
-			"is more than %d minutes past: leave it out to publish now", int(drafts.PublishSkew.Minutes()))}}
+		return drafts.Draft{}, drafts.Invalid("opens_at", "err.draft.opens_past", int(drafts.PublishSkew.Minutes()))
 	case isScriptError(err, "CLOSES_PAST"):
-		return drafts.Draft{}, &drafts.ValidationError{Fields: map[string]string{"closes_at": "must be after the opening (now, when opens_at is left out)"}}
+		return drafts.Draft{}, drafts.Invalid("closes_at", "err.draft.closes_past")
 	case err != nil:
 		return drafts.Draft{}, wrap("drafts: create "+d.ID, err)
 	case len(res) != 2:

@@ -91,7 +91,7 @@ func TestValidate(t *testing.T) {
 		t.Fatalf("Validate = %v", err)
 	}
 	for _, f := range []string{"id", "title", "bureau", "text", "kind", "closes_at", "digest_recipients"} {
-		if ve.Fields[f] == "" {
+		if ve.Fields[f].Key == "" {
 			t.Errorf("no message for %s: %v", f, ve.Fields)
 		}
 	}

@@ -87,7 +87,7 @@ func TestCreatePublishes(t *testing.T) {
 			after := redisNow(t, rdb)
 			if tc.wantErr != "" {
 				var ve *drafts.ValidationError
-				if !errors.As(err, &ve) || ve.Fields[tc.wantErr] == "" {
+				if !errors.As(err, &ve) || ve.Fields[tc.wantErr].Key == "" {
 					t.Fatalf("Create = %v, want a message for %s", err, tc.wantErr)
 				}
 				if _, err := ds.Get(ctx, id); !errors.Is(err, drafts.ErrNotFound) {

@@ -16,14 +16,15 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// settleScript accepts a batch of comments: it acknowledges their entries and
+// settleScript settles a batch of comments (stores them): it acknowledges their entries and
 // counts those it acknowledged. An entry delivered to two workers (one claimed it
 // from the other) is acknowledged once, so it is counted once. The comment stays in
-// the intake stream, which is its record; "accepted" is read from the group.
+// the intake stream, which is its record; "stored" is read from the group. The
+// counts hash keeps its field name 'accepted' for the stored: it is persisted.
 //
 //	KEYS[1] counts hash, KEYS[2] intake stream
 //	ARGV[1] group, then the entry ids
-//	returns the number newly accepted
+//	returns the number newly stored
 var settleScript = redis.NewScript(`
 local n = redis.call('XACK', KEYS[2], ARGV[1], unpack(ARGV, 2))
 if n > 0 then redis.call('HINCRBY', KEYS[1], 'accepted', n) end
@@ -33,7 +34,7 @@ return n
 // deadScript moves a poison entry to the dead-letter stream with the reason, marks
 // its receipt rejected, and acknowledges it; if this acknowledged it (no other
 // worker settled it meanwhile) it counts it rejected: every stream entry counts
-// once, as accepted or rejected (see comments.Counts).
+// once, as stored or rejected (see comments.Counts).
 //
 //	KEYS[1] dead stream, KEYS[2] receipts hash, KEYS[3] counts hash, KEYS[4] intake stream
 //	ARGV[1] group, ARGV[2] entry id, ARGV[3] code (may be empty), ARGV[4] reason,

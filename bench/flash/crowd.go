@@ -121,7 +121,7 @@ type offRun struct {
 	CrowdRate   float64 // 202s per second over the crowd's span
 	Mem         memory
 	Record      recordCheck
-	ServerCount int64 // consult_comments_accepted_total at the end
+	ServerCount int64 // consult_comments_receipts_issued_total at the end
 	Err         error // the run stopped early
 }
 
@@ -333,7 +333,7 @@ func runLimitsOff(ctx context.Context, o crowdOptions, t tools, dir string) (r o
 	r.Mem.HWMKB = r.Mem.End.HWMKB
 	r.Mem.GEnd, _, _ = goroutines(ctx, cd)
 	if m, err := consultd.Metrics(ctx, cd.Base()); err == nil {
-		r.ServerCount = int64(m["consult_comments_accepted_total"])
+		r.ServerCount = int64(m["consult_comments_receipts_issued_total"])
 	}
 
 	fmt.Println("  record   reading every comment back through the admin API …")

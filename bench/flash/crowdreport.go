@@ -27,7 +27,7 @@ func (r crowdReport) failures() []string {
 		f = append(f, promiseFailures("limits off", off.Crowd, r.Opts.Timeout, true)...)
 		f = append(f, recordFailures("limits off", off.Record)...)
 		if n := off.Probe.Counts[ansAccepted] + off.Crowd.Counts[ansAccepted]; off.ServerCount > 0 && off.ServerCount < n {
-			f = append(f, fmt.Sprintf("limits off: consultd counted %d receipts (consult_comments_accepted_total) for %d 202s", off.ServerCount, n))
+			f = append(f, fmt.Sprintf("limits off: consultd counted %d receipts (consult_comments_receipts_issued_total) for %d 202s", off.ServerCount, n))
 		}
 	}
 	if r.On == nil {

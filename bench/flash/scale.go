@@ -95,7 +95,7 @@ type scalePoint struct {
 	Took     time.Duration
 	Tally    tallySnapshot
 	RPS      float64 // 202s per second
-	Counted  int64   // the replicas' consult_comments_accepted_total, summed, during the point
+	Counted  int64   // the replicas' consult_comments_receipts_issued_total, summed, during the point
 	Problem  string  // why the point is not a clean measurement
 	Err      error   // it did not run
 }
@@ -235,7 +235,7 @@ func runScalePoint(ctx context.Context, o scaleOptions, t tools, kind string, n 
 			if err != nil {
 				return 0, err
 			}
-			sum += int64(m["consult_comments_accepted_total"])
+			sum += int64(m["consult_comments_receipts_issued_total"])
 		}
 		return sum, nil
 	}

@@ -46,6 +46,7 @@ import (
 	"consult/bench/internal/results"
 	"consult/comments"
 	"consult/drafts"
+	"consult/handlers"
 	"consult/internal/redisproc"
 	"consult/notify"
 	"consult/record"
@@ -360,11 +361,11 @@ func settle(ctx context.Context, cs *store.Comments, draftID string, n int) erro
 		if err != nil {
 			return err
 		}
-		if c.Settled() && c.Accepted >= int64(n) {
+		if c.Settled() && c.Stored >= int64(n) {
 			return nil
 		}
 		if c.Settled() {
-			return fmt.Errorf("only %d of %d comments accepted (%d rejected)", c.Accepted, n, c.Rejected)
+			return fmt.Errorf("only %d of %d comments stored (%d rejected)", c.Stored, n, c.Rejected)
 		}
 		select {
 		case <-ctx.Done():
@@ -468,6 +469,7 @@ func build(ctx context.Context, cs *store.Comments, d drafts.Draft, o options, r
 	t0 := time.Now()
 	src := func(fn func(comments.Comment) error) error { return cs.Each(ctx, d.ID, o.Until, fn) }
 	dg, err := notify.Build(d, src, notify.Options{Audience: notify.Bureau, BaseURL: "https://consult.example.gov.cn",
+		Paths:       notify.Paths{Draft: handlers.DraftPath, File: handlers.DigestFilePath},
 		GeneratedAt: time.Now(), Until: o.Until, Dir: o.Dir})
 	if err != nil {
 		return err

@@ -334,7 +334,7 @@ func TestEndToEndOnCluster(t *testing.T) {
 			break
 		}
 	}
-	for _, want := range []string{"consult_comments_accepted_total 45\n", "consult_digests_sent_total 4\n", "consult_queue_lag_seconds "} {
+	for _, want := range []string{"consult_comments_receipts_issued_total 45\n", "consult_digests_sent_total 4\n", "consult_queue_lag_seconds "} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, metrics)
 		}

@@ -123,7 +123,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 		if loaded, err := loadDemo(ctx, ds, time.Now()); err != nil {
 			log.Warn("demo consultation not loaded", "err", err)
 		} else if loaded {
-			log.Info("demo consultation loaded", "url", cfg.BaseURL+"/d/hongya-fazhi-2026")
+			log.Info("demo consultation loaded", "url", strings.TrimRight(cfg.BaseURL, "/")+handlers.DraftPath("hongya-fazhi-2026"))
 		}
 	}
 
@@ -145,7 +145,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(addr st
 		return err
 	}
 	sched, err := notify.NewScheduler(rdb, ds, cs, mailer, notify.Config{
-		From: cfg.MailFrom, BaseURL: cfg.BaseURL, Location: loc, Logger: log, RetryBase: cfg.DigestRetry,
+		From: cfg.MailFrom, BaseURL: cfg.BaseURL, Location: loc,
+		Paths: notify.Paths{Draft: handlers.DraftPath, File: handlers.DigestFilePath}, Logger: log, RetryBase: cfg.DigestRetry,
 		MaxBytes: cfg.DigestMaxBytes, LinkKey: linkKey, LinkTTL: cfg.DigestLinkTTL,
 		// On the data disk: /tmp may be a tmpfs, which would hold a digest in memory.
 		SpillDir: filepath.Join(cfg.DataDir, "tmp"),
@@ -390,8 +391,8 @@ func metrics(cs *store.Comments, ws []*store.Worker, sched *notify.Scheduler) []
 	}
 	sent, failed := sched.Stats()
 	return []handlers.Metric{
-		{Name: "consult_comments_accepted_total", Help: "Comments given a receipt by this process.", Type: "counter", Value: float64(st.Issued)},
-		{Name: "consult_comments_rejected_total", Help: "Comment submissions refused (invalid or outside the window).", Type: "counter", Value: float64(st.Refused)},
+		{Name: "consult_comments_receipts_issued_total", Help: "Comments given a receipt by this process.", Type: "counter", Value: float64(st.Issued)},
+		{Name: "consult_comments_refused_total", Help: "Comment submissions refused (invalid or outside the window).", Type: "counter", Value: float64(st.Refused)},
 		{Name: "consult_comments_draft_full_total", Help: "Comments refused because their draft reached its storage cap.", Type: "counter", Value: float64(st.Full)},
 		{Name: "consult_comments_shed_total", Help: "Comments refused at once (503) because the intake's queue was full.", Type: "counter", Value: float64(st.Shed)},
 		{Name: "consult_comments_stored_undelivered_total", Help: "Comments stored after the client stopped waiting, so no receipt was delivered (found by this process).", Type: "counter", Value: float64(st.Undelivered)},
