@@ -260,7 +260,7 @@ func TestStallStoresEachCommentOnce(t *testing.T) {
 		}()
 	}
 	pid := srv.Proc.Pid()
-	waitFor(t, 5*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(receipts) > 200 })
+	waitFor(t, 30*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(receipts) > 200 })
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +269,7 @@ func TestStallStoresEachCommentOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	waitFor(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); n++; return len(receipts) > 400 && n > 1 })
+	waitFor(t, 30*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); n++; return len(receipts) > 400 && n > 1 })
 	close(stop)
 	wg.Wait()
 
@@ -298,7 +298,7 @@ func TestStallStoresEachCommentOnce(t *testing.T) {
 		}
 	}
 	undelivered := int64(len(inStream) - len(receipts))
-	waitFor(t, 15*time.Second, func() bool { return s.Stats().Undelivered == undelivered })
+	waitFor(t, 30*time.Second, func() bool { return s.Stats().Undelivered == undelivered })
 	counted, _ := rdb.HGet(ctx, countsHash(d.ID), "undelivered").Int64()
 	if counted != undelivered {
 		t.Errorf("counts hash has %d undelivered, stream says %d", counted, undelivered)
