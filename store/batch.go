@@ -23,9 +23,11 @@ type batcher struct {
 	rdb   redis.UniversalClient
 	calls chan *call
 	max   int
-	caps  func() (maxComments, maxBytes int64) // -1, 0: caps off
-	ttl   func() time.Duration                 // idempotency TTL
-	log   *slog.Logger
+	// maxComments and maxBytes are the default caps of a draft (-1, 0: caps
+	// off); ttl is how long an idempotency key is kept.
+	maxComments, maxBytes int64
+	ttl                   time.Duration
+	log                   *slog.Logger
 
 	// offsetMs is Redis's clock minus this process's, as last measured from a
 	// quick reply: it turns a caller's deadline into the not-after time the
@@ -149,11 +151,10 @@ func (b *batcher) send(batch []*call) {
 	// not-after time, and it must be able to say so.
 	ctx, cancel := context.WithDeadline(context.Background(), later(latest, time.Now()).Add(time.Second))
 	defer cancel()
-	maxN, maxB := b.caps()
-	ttl := int64(b.ttl() / time.Second)
+	ttl := int64(b.ttl / time.Second)
 	offset := b.offsetMs.Load()
 	for _, g := range order {
-		g.keys, g.args = b.script(g.calls, ttl, maxN, maxB, offset)
+		g.keys, g.args = b.script(g.calls, ttl, b.maxComments, b.maxBytes, offset)
 	}
 	sent := time.Now()
 	_, _ = b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {

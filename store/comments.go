@@ -81,12 +81,10 @@ func NewComments(rdb redis.UniversalClient, ds draftSource, cfg IntakeConfig) *C
 	}
 	s := &Comments{rdb: rdb, drafts: ds, cfg: cfg}
 	s.batch = newBatcher(rdb, cfg.Lanes, intakeBatch, cfg.Logger)
-	s.batch.ttl = func() time.Duration { return s.cfg.IdempotencyTTL }
-	s.batch.caps = func() (int64, int64) {
-		if s.cfg.CapsOff {
-			return -1, 0
-		}
-		return s.cfg.MaxComments, s.cfg.MaxBytes
+	s.batch.ttl = cfg.IdempotencyTTL
+	s.batch.maxComments, s.batch.maxBytes = cfg.MaxComments, cfg.MaxBytes
+	if cfg.CapsOff {
+		s.batch.maxComments, s.batch.maxBytes = -1, 0 // the script's "caps off"
 	}
 	return s
 }
