@@ -49,9 +49,11 @@ type IntakeConfig struct {
 	MaxComments, MaxBytes int64
 	// CapsOff switches the per-draft caps off, for load tests (CONSULT_LIMITS=off).
 	CapsOff bool
-	// Lanes is how many intake pipelines may be in flight at once [16]. Fewer
-	// lanes make larger batches, which cost Redis less per comment, but on this
-	// machine 2 or 4 lanes left Redis idle between batches and took in less.
+	// Lanes is how many intake pipelines may be in flight at once [4]. Fewer
+	// lanes make larger batches, and a batch costs Redis a fixed part (the
+	// script call, the window and the records read and written once) plus a
+	// part per comment: against 16 lanes, 4 took in about a tenth more at a
+	// lower p99 on the 2-core bench machine (make bench, same run conditions).
 	Lanes  int
 	Logger *slog.Logger
 }
@@ -77,7 +79,7 @@ func NewComments(rdb redis.UniversalClient, ds draftSource, cfg IntakeConfig) *C
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Lanes <= 0 {
-		cfg.Lanes = 16
+		cfg.Lanes = 4
 	}
 	s := &Comments{rdb: rdb, drafts: ds, cfg: cfg}
 	s.batch = newBatcher(rdb, cfg.Lanes, intakeBatch, cfg.Logger)

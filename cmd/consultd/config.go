@@ -112,7 +112,7 @@ type Config struct {
 	// its own caps; zero means the store's defaults (2,000,000 comments, 4 GiB).
 	DraftMaxComments, DraftMaxBytes int64
 	// IntakeLanes (CONSULT_INTAKE_LANES) is how many intake pipelines may be in
-	// flight at once; zero means the store's default (16). Fewer make larger
+	// flight at once; zero means the store's default (4). Fewer make larger
 	// batches, which cost Redis less per comment.
 	IntakeLanes int
 }
